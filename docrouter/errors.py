@@ -1,0 +1,149 @@
+"""The one error tree of docrouter; the retry decision lives in the type.
+
+    DocrouterError
+    ├── RunFatal                  stop sending; finish in-flight work; exit non-zero
+    │   ├── ConfigError           bad flags, missing key, unwritable output      (error_type: config)
+    │   ├── AuthError             HTTP 401                                       (auth)
+    │   └── CreditsError          HTTP 402 "can only afford"                     (credits)
+    ├── Transient                 retry with backoff, honouring retry_after
+    │   ├── RateLimited           HTTP 429, or 429 inside a 200 body             (rate_limited)
+    │   ├── ServerError           HTTP 500/502/503/529, error inside a 200 body  (server_error)
+    │   ├── Timeout               HTTP 408/524, read/connect timeouts            (timeout)
+    │   ├── ConnectionFailed      refused / dropped connections                  (connection)
+    │   └── EmptyAnswer           200 with empty content                         (empty_answer)
+    └── Terminal                  this document fails (a `failed` row); the run goes on
+        ├── BadRequest            HTTP 400/422                                   (bad_request)
+        ├── Moderation            HTTP 403                                       (moderation)
+        ├── NoEndpoint            HTTP 404 "No endpoints found ..."              (no_endpoint)
+        ├── PayloadTooLarge       HTTP 413                                       (too_large)
+        ├── OverBudget            the request would cross --budget               (budget)
+        └── DocumentError         the file itself cannot be used
+            ├── Encrypted         needs a user password                          (encrypted)
+            ├── Corrupt           cannot be parsed                               (corrupt)
+            ├── Empty             zero bytes, or no pages                        (empty)
+            ├── Unsupported       not a PDF/PNG/JPEG/WebP/GIF                    (unsupported)
+            └── TooLarge          over a size/page/pixel limit                   (too_large)
+
+Only docrouter.client translates HTTP statuses and httpx exceptions into this tree.
+"""
+
+from __future__ import annotations
+
+
+class DocrouterError(Exception):
+    """Base of every error docrouter raises on purpose."""
+
+    error_type = "error"
+    retryable = False
+    fatal = False
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class RunFatal(DocrouterError):
+    """The whole run must stop sending requests."""
+
+    fatal = True
+
+
+class ConfigError(RunFatal):
+    error_type = "config"
+
+
+class AuthError(RunFatal):
+    error_type = "auth"
+
+
+class CreditsError(RunFatal):
+    error_type = "credits"
+
+
+class Transient(DocrouterError):
+    """Worth another attempt after a delay."""
+
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        charged_usd: float = 0.0,
+        annotations: tuple[dict[str, object], ...] = (),
+    ) -> None:
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+        self.charged_usd = charged_usd
+        self.annotations = annotations
+
+
+class RateLimited(Transient):
+    error_type = "rate_limited"
+
+
+class ServerError(Transient):
+    error_type = "server_error"
+
+
+class Timeout(Transient):
+    error_type = "timeout"
+
+
+class ConnectionFailed(Transient):
+    error_type = "connection"
+
+
+class EmptyAnswer(Transient):
+    error_type = "empty_answer"
+
+
+class Terminal(DocrouterError):
+    """This document fails; the run goes on."""
+
+
+class BadRequest(Terminal):
+    error_type = "bad_request"
+
+
+class Moderation(Terminal):
+    error_type = "moderation"
+
+
+class NoEndpoint(Terminal):
+    error_type = "no_endpoint"
+
+
+class PayloadTooLarge(Terminal):
+    error_type = "too_large"
+
+
+class OverBudget(Terminal):
+    error_type = "budget"
+
+
+class DocumentError(Terminal):
+    """The file itself cannot be used as it is."""
+
+
+class Encrypted(DocumentError):
+    error_type = "encrypted"
+
+
+class Corrupt(DocumentError):
+    error_type = "corrupt"
+
+
+class Empty(DocumentError):
+    error_type = "empty"
+
+
+class Unsupported(DocumentError):
+    error_type = "unsupported"
+
+
+class TooLarge(DocumentError):
+    error_type = "too_large"

@@ -1,0 +1,53 @@
+"""Result and Annotation rows: what a run records about each document."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Status = Literal["ok", "failed", "skipped", "over_budget"]
+
+
+@dataclass(frozen=True)
+class Result:
+    """One row of the results dataset; every document yields exactly one per run."""
+
+    run_id: str
+    doc_id: str
+    path: str
+    source_root: str
+    size_bytes: int
+    mime_type: str
+    kind: str | None
+    pages: int | None
+    engine: str | None
+    engine_reason: str | None
+    model: str
+    prompt_sha256: str
+    status: Status
+    error_type: str | None
+    error_message: str | None
+    attempts: int
+    est_cost_usd: float
+    cost_usd: float
+    prompt_tokens: int
+    completion_tokens: int
+    generation_id: str | None
+    content: str | None
+    finish_reason: str | None
+    started_at: str  # ISO-8601 UTC
+    finished_at: str
+    parts: int = 1  # page-range parts answered for this document (map-reduce)
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """One file annotation returned by the API (the parsed file, reusable to skip re-parsing)."""
+
+    doc_id: str
+    file_hash: str
+    name: str
+    engine: str
+    content: str  # the annotation's content parts, as JSON
+    run_id: str
+    created_at: str
