@@ -1,0 +1,268 @@
+"""The OpenRouter HTTP client: one attempt per call, every failure translated into docrouter.errors.
+
+This is the only module that looks at HTTP statuses and httpx exceptions.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from docrouter import errors
+
+DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
+
+_STATUS_ERRORS: dict[int, type[errors.DocrouterError]] = {
+    400: errors.BadRequest,
+    401: errors.AuthError,
+    402: errors.CreditsError,
+    403: errors.Moderation,
+    404: errors.NoEndpoint,
+    408: errors.Timeout,
+    413: errors.PayloadTooLarge,
+    422: errors.BadRequest,
+    429: errors.RateLimited,
+    500: errors.ServerError,
+    502: errors.ServerError,
+    503: errors.ServerError,
+    504: errors.Timeout,
+    524: errors.Timeout,
+    529: errors.ServerError,
+}
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A successful chat completion, reduced to what the run records."""
+
+    generation_id: str | None
+    model: str
+    content: str
+    finish_reason: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float | None  # usage.cost; None when the response did not say
+    provider: str | None = None
+    annotations: tuple[dict[str, Any], ...] = field(default=())
+
+
+def error_for_status(status: int) -> type[errors.DocrouterError]:
+    """The error type an HTTP status (or an `error.code` inside a body) stands for."""
+    if status in _STATUS_ERRORS:
+        return _STATUS_ERRORS[status]
+    if status >= 500:
+        return errors.ServerError
+    if status >= 400:
+        return errors.BadRequest
+    return errors.ServerError
+
+
+def parse_retry_after(headers: httpx.Headers, body_error: dict[str, Any] | None = None) -> float | None:
+    """Seconds to wait from Retry-After (seconds or HTTP date), X-RateLimit-Reset (epoch ms) or the body."""
+    value = headers.get("retry-after")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            try:
+                return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+            except (TypeError, ValueError):
+                pass
+    reset = headers.get("x-ratelimit-reset") or _body_header(body_error, "X-RateLimit-Reset")
+    if reset:
+        try:
+            return max(0.0, float(reset) / 1000.0 - time.time())
+        except ValueError:
+            pass
+    availability = (body_error or {}).get("availability")
+    if isinstance(availability, dict) and isinstance(availability.get("retry_after"), int | float):
+        return max(0.0, float(availability["retry_after"]))
+    return None
+
+
+def _body_header(body_error: dict[str, Any] | None, name: str) -> str | None:
+    metadata = (body_error or {}).get("metadata")
+    headers = metadata.get("headers") if isinstance(metadata, dict) else None
+    if isinstance(headers, dict) and headers.get(name) is not None:
+        return str(headers[name])
+    return None
+
+
+def _error_code(body_error: dict[str, Any], fallback: int) -> int:
+    """`error.code`, else `error.http_status`, else the HTTP status (codes may arrive as strings)."""
+    for key in ("code", "http_status"):
+        try:
+            return int(body_error[key])
+        except (KeyError, TypeError, ValueError):
+            continue
+    return fallback
+
+
+def _file_annotations(body_error: dict[str, Any]) -> tuple[dict[str, Any], ...]:
+    metadata = body_error.get("metadata")
+    found = metadata.get("file_annotations") if isinstance(metadata, dict) else None
+    return tuple(a for a in found or () if isinstance(a, dict))
+
+
+def error_from_body(body_error: dict[str, Any], status: int, headers: httpx.Headers) -> errors.DocrouterError:
+    """Translate an `{"error": {...}}` object (from any status, 200 included) into the error tree."""
+    code = _error_code(body_error, status)
+    kind = error_for_status(code)
+    message = str(body_error.get("message") or f"HTTP {code}")
+    metadata = body_error.get("metadata")
+    if isinstance(metadata, dict) and metadata.get("raw"):
+        message = f"{message}: {str(metadata['raw'])[:200]}"
+    if issubclass(kind, errors.Transient):
+        return kind(
+            message,
+            status=code,
+            retry_after=parse_retry_after(headers, body_error),
+            annotations=_file_annotations(body_error),
+        )
+    return kind(message, status=code)
+
+
+def error_from_response(response: httpx.Response) -> errors.DocrouterError:
+    """Translate a non-2xx response, JSON or not (Cloudflare sends HTML 503/524 pages)."""
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        return error_from_body(body["error"], response.status_code, response.headers)
+    snippet = " ".join(response.text.split())[:120]
+    kind = error_for_status(response.status_code)
+    message = f"HTTP {response.status_code} (non-JSON body: {snippet!r})"
+    if issubclass(kind, errors.Transient):
+        return kind(message, status=response.status_code, retry_after=parse_retry_after(response.headers))
+    return kind(message, status=response.status_code)
+
+
+def parse_completion(body: dict[str, Any], headers: httpx.Headers) -> Completion:
+    """A Completion from a 200 body, or the error it hides (no choices, finish_reason error, empty)."""
+    if isinstance(body.get("error"), dict) and not body.get("choices"):
+        raise error_from_body(body["error"], 200, headers)
+    choices = body.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise errors.ServerError("HTTP 200 without choices or error", status=200)
+    choice = choices[0]
+    message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+    usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
+    cost = usage.get("cost")
+    cost_usd = float(cost) if isinstance(cost, int | float) else None
+    if choice.get("finish_reason") == "error":
+        problem = choice.get("error") if isinstance(choice.get("error"), dict) else {}
+        failure = error_from_body({"code": 502, **problem}, 200, headers)
+        if isinstance(failure, errors.Transient):
+            failure.charged_usd = cost_usd or 0.0
+        raise failure
+    content = message.get("content")
+    annotations = tuple(a for a in message.get("annotations") or () if isinstance(a, dict))
+    if not isinstance(content, str) or not content.strip():
+        raise errors.EmptyAnswer(
+            "HTTP 200 with empty content", status=200, charged_usd=cost_usd or 0.0, annotations=annotations
+        )
+    return Completion(
+        generation_id=body.get("id") or headers.get("x-generation-id"),
+        model=str(body.get("model") or ""),
+        content=content,
+        finish_reason=choice.get("finish_reason"),
+        prompt_tokens=int(usage.get("prompt_tokens") or 0),
+        completion_tokens=int(usage.get("completion_tokens") or 0),
+        cost_usd=cost_usd,
+        provider=body.get("provider"),
+        annotations=annotations,
+    )
+
+
+def translate_transport_error(exc: httpx.TransportError) -> errors.Transient:
+    """Timeouts and broken connections are worth another attempt."""
+    name = type(exc).__name__
+    if isinstance(exc, httpx.TimeoutException):
+        return errors.Timeout(f"request timed out ({name})")
+    return errors.ConnectionFailed(f"connection failed ({name}: {exc})")
+
+
+class OpenRouterClient:
+    """Chat completions and the model list over one pooled httpx.AsyncClient (passed in)."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        base_url: str,
+        api_key: str,
+        referer: str | None = None,
+        title: str | None = None,
+    ) -> None:
+        self._http = http
+        self.base_url = base_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {api_key}"}
+        if referer:
+            self._headers["HTTP-Referer"] = referer
+        if title:
+            self._headers["X-OpenRouter-Title"] = title
+
+    async def complete(self, payload: dict[str, Any] | bytes) -> Completion:
+        """One POST /chat/completions attempt; raises a docrouter error on any failure."""
+        content = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        headers = {**self._headers, "Content-Type": "application/json"}
+        try:
+            response = await self._http.post(
+                f"{self.base_url}/chat/completions", content=content, headers=headers
+            )
+        except httpx.TransportError as exc:
+            raise translate_transport_error(exc) from None
+        if response.status_code != 200:
+            raise error_from_response(response)
+        try:
+            body = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise errors.ServerError("HTTP 200 with a body that is not JSON", status=200) from None
+        if not isinstance(body, dict):
+            raise errors.ServerError("HTTP 200 with a JSON body that is not an object", status=200)
+        return parse_completion(body, response.headers)
+
+    async def models_page(self, offset: int, limit: int) -> dict[str, Any]:
+        """One page of GET /models (the catalogue follows the pagination)."""
+        try:
+            response = await self._http.get(
+                f"{self.base_url}/models", params={"offset": offset, "limit": limit}, headers=self._headers
+            )
+        except httpx.TransportError as exc:
+            raise translate_transport_error(exc) from None
+        if response.status_code != 200:
+            raise error_from_response(response)
+        body = response.json()
+        if not isinstance(body, dict):
+            raise errors.ServerError("GET /models returned a JSON body that is not an object")
+        return body
+
+
+def models_fetcher(base_url: str, api_key: str | None, *, timeout_s: float = 20.0) -> Any:
+    """A synchronous `fetch(offset, limit) -> dict` for the catalogue, translating failures likewise."""
+
+    def fetch(offset: int, limit: int) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        try:
+            with httpx.Client(timeout=timeout_s) as http:
+                response = http.get(
+                    f"{base_url.rstrip('/')}/models",
+                    params={"offset": offset, "limit": limit},
+                    headers=headers,
+                )
+        except httpx.TransportError as exc:
+            raise translate_transport_error(exc) from None
+        if response.status_code != 200:
+            raise error_from_response(response)
+        body = response.json()
+        if not isinstance(body, dict):
+            raise errors.ServerError("GET /models returned a JSON body that is not an object")
+        return body
+
+    return fetch
