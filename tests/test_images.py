@@ -25,9 +25,7 @@ def test_small_image_is_sent_as_is() -> None:
     assert prepared.data == data and prepared.note == ""
 
 
-@pytest.mark.parametrize(
-    ("fmt", "mime"), [("PNG", "image/png"), ("JPEG", "image/jpeg"), ("WEBP", "image/webp")]
-)
+@pytest.mark.parametrize(("fmt", "mime"), [("PNG", "image/png"), ("JPEG", "image/jpeg"), ("WEBP", "image/webp")])
 def test_oversized_image_is_downscaled_keeping_format(fmt: str, mime: str) -> None:
     data = encode(Image.new("RGB", (4000, 3000), (200, 120, 40)), fmt)
     prepared = prepare_image(data, mime, ImageLimits(max_side=1024))
