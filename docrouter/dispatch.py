@@ -1,0 +1,130 @@
+"""The call stage: send one document, retrying transient failures, inside the budget and the limiter."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from docrouter import errors
+from docrouter.budget import Budget
+from docrouter.client import Completion, OpenRouterClient
+from docrouter.limits import AdaptiveLimiter, RetryPolicy
+from docrouter.payloads import encode
+
+
+@dataclass(frozen=True)
+class Attempted:
+    """What sending one request body produced, after retries: an answer or the last error."""
+
+    completion: Completion | None
+    error: errors.DocrouterError | None
+    attempts: int
+    cost_usd: float
+    annotations: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass
+class Dispatcher:
+    """Everything the requests of one run share: client, limiter, budget, retry policy, stop signal."""
+
+    client: OpenRouterClient
+    limiter: AdaptiveLimiter
+    budget: Budget
+    policy: RetryPolicy
+    rng: random.Random = field(default_factory=random.Random)
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    clock: Callable[[], float] = time.monotonic
+    fatal: errors.RunFatal | None = None
+    requests_sent: int = 0
+
+    @property
+    def stopped(self) -> bool:
+        return self.fatal is not None
+
+    async def send(
+        self,
+        build: Callable[[tuple[dict[str, Any], ...]], dict[str, Any]],
+        *,
+        max_usd: Callable[[bool], float],
+        failure_charge_usd: Callable[[bool], float],
+    ) -> Attempted:
+        """Send the body `build(annotations)` until it succeeds, fails for good, or the budget says no.
+
+        `max_usd(reusing)` is the upper bound reserved per attempt; `failure_charge_usd(reusing)` is what
+        a failed attempt may still have cost (a parse fee billed before the model failed), settled
+        conservatively because the API does not report it.
+        """
+        annotations: tuple[dict[str, Any], ...] = ()
+        body = encode(build(annotations))
+        started = self.clock()
+        spent = 0.0
+        attempt = 0
+        while True:
+            if self.fatal is not None:
+                return Attempted(None, _not_sent(self.fatal), attempt, spent, annotations)
+            attempt += 1
+            outcome = await self._attempt(
+                body, max_usd(bool(annotations)), failure_charge_usd(bool(annotations))
+            )
+            spent += outcome.cost_usd
+            if outcome.error is None or not isinstance(outcome.error, errors.Transient):
+                return Attempted(outcome.completion, outcome.error, attempt, spent, outcome.annotations)
+            if outcome.error.annotations and not annotations:
+                # The server parsed the file before failing: send its parse back so it is not paid again.
+                annotations = outcome.error.annotations
+                body = encode(build(annotations))
+            delay = self.policy.delay(attempt, outcome.error.retry_after, self.rng)
+            elapsed = self.clock() - started
+            if attempt >= self.policy.max_attempts or elapsed + delay > self.policy.max_elapsed_s:
+                return Attempted(None, outcome.error, attempt, spent, annotations)
+            await self.sleep(delay)
+
+    async def _attempt(self, body: bytes, max_usd: float, failure_charge: float) -> Attempted:
+        """One request: limiter slot, then a budget reservation, then the call, then settlement."""
+        await self.limiter.acquire()
+        rate_limited = False
+        try:
+            reservation = await self.budget.reserve_when_possible(max_usd)
+            if reservation is None:
+                return Attempted(None, _over_budget(max_usd, self.budget), 0, 0.0)
+            if self.fatal is not None:
+                self.budget.settle(reservation, 0.0)
+                return Attempted(None, _not_sent(self.fatal), 0, 0.0)
+            self.requests_sent += 1
+            try:
+                completion = await self.client.complete(body)
+            except errors.Transient as exc:
+                charged = exc.charged_usd or failure_charge
+                self.budget.settle(reservation, charged)
+                rate_limited = isinstance(exc, errors.RateLimited)
+                return Attempted(None, exc, 1, charged, exc.annotations)
+            except errors.DocrouterError as exc:
+                self.budget.settle(reservation, 0.0)
+                if isinstance(exc, errors.RunFatal) and self.fatal is None:
+                    self.fatal = exc
+                return Attempted(None, exc, 1, 0.0)
+            except BaseException:
+                # Cancelled or crashed mid-request: we cannot know the charge, so keep the upper bound.
+                self.budget.settle(reservation, reservation.amount)
+                raise
+            charged = completion.cost_usd if completion.cost_usd is not None else reservation.amount
+            self.budget.settle(reservation, charged)
+            return Attempted(completion, None, 1, charged, completion.annotations)
+        finally:
+            await self.limiter.release(rate_limited=rate_limited)
+
+
+def _over_budget(amount: float, budget: Budget) -> errors.OverBudget:
+    return errors.OverBudget(
+        f"not sent: this request may cost up to ${amount:.4f}, and only ${budget.remaining_usd or 0:.4f} "
+        f"of the ${budget.cap_usd:.2f} budget is left"
+    )
+
+
+def _not_sent(fatal: errors.RunFatal) -> errors.DocrouterError:
+    error = type(fatal)(f"not sent: the run stopped after: {fatal.message}", status=fatal.status)
+    return error
