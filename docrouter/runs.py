@@ -1,0 +1,234 @@
+"""A run's shared state and its stages as plain functions; flows/ wraps them in Prefect tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+import uuid
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from docrouter import errors
+from docrouter.budget import Budget
+from docrouter.catalogue import Catalogue, load_catalogue
+from docrouter.client import OpenRouterClient, models_fetcher
+from docrouter.config import RunConfig, cache_dir, resolve_api_key, resolve_base_url
+from docrouter.dispatch import Dispatcher
+from docrouter.documents import Document, discover_documents
+from docrouter.inspection import Inspection, inspect_isolated
+from docrouter.jobs import Job, JobContext, answer, copy_row, unsent_row
+from docrouter.limits import AdaptiveLimiter, RetryPolicy
+from docrouter.payloads import DEFAULT_WIRE_NAMES, RequestOptions
+from docrouter.pricing import PriceBook
+from docrouter.progress import Progress
+from docrouter.results import Result
+from docrouter.routing import Route, check_forced_engine, choose_engine
+from docrouter.store import Store
+
+
+@dataclass
+class Session:
+    """Everything one run shares across its batches."""
+
+    config: RunConfig
+    run_id: str
+    catalogue: Catalogue
+    jobs: JobContext
+    store: Store
+    progress: Progress
+    base_url: str
+    emulator_url: str | None = None
+    copy_sources: dict[str, Result] = field(default_factory=dict)  # doc_id -> row, for in-run copies
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        return self.jobs.dispatcher
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which discovered documents to process, which are copies, and how many are already done."""
+
+    fresh: list[Document]
+    copies: list[Document]
+    already_done: int
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
+
+
+@asynccontextmanager
+async def open_session(
+    config: RunConfig, *, api_key: str | None = None, progress: Progress | None = None
+) -> AsyncIterator[Session]:
+    """Start what a run needs (emulator when offline, catalogue, pooled client, store) and close it after."""
+    async with AsyncExitStack() as stack:
+        emulator_url = None
+        if config.offline:
+            from docrouter.emulator import Emulator
+
+            emulator = stack.enter_context(Emulator())
+            base_url, key, emulator_url = emulator.base_url, emulator.api_key, emulator.base_url
+            fetch = None
+        else:
+            base_url, key = resolve_base_url(config.base_url), resolve_api_key(api_key)
+            fetch = models_fetcher(base_url, key)
+        catalogue = await asyncio.to_thread(
+            load_catalogue, fetch, cache_path=cache_dir() / f"models-{_slug(base_url)}.json"
+        )
+        model = catalogue.get(config.model)
+        forced = None if config.engine == "auto" else config.engine
+        check_forced_engine(forced, model)
+        run_id = new_run_id()
+        store = stack.enter_context(Store(Path(config.out), run_id))
+        http = await stack.enter_async_context(_http_client(config.concurrency))
+        client = OpenRouterClient(http, base_url=base_url, api_key=key, referer=config.referer, title=config.title)
+        dispatcher = Dispatcher(
+            client=client,
+            limiter=AdaptiveLimiter(config.concurrency),
+            budget=Budget(config.budget_usd),
+            policy=RetryPolicy(max_attempts=config.max_attempts),
+            rng=random.Random(),
+        )
+        options = RequestOptions(
+            model=config.model,
+            prompt=config.prompt,
+            max_tokens=config.max_tokens,
+            wire_names={**DEFAULT_WIRE_NAMES, "pdf-text": config.pdf_text_wire_name},
+        )
+        jobs = JobContext(
+            run_id=run_id,
+            options=options,
+            prompt_sha256=config.prompt_sha256,
+            model=model,
+            prices=PriceBook(ocr_fee_per_page=config.ocr_fee_per_page),
+            dispatcher=dispatcher,
+            stored_annotations=store.annotations_for,
+        )
+        yield Session(
+            config=config,
+            run_id=run_id,
+            catalogue=catalogue,
+            jobs=jobs,
+            store=store,
+            progress=progress or Progress(budget_usd=config.budget_usd),
+            base_url=base_url,
+            emulator_url=emulator_url,
+        )
+
+
+def _http_client(concurrency: int) -> httpx.AsyncClient:
+    """One pooled client for the whole run, sized to the concurrency."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    timeout = httpx.Timeout(connect=15.0, read=300.0, write=120.0, pool=None)
+    return httpx.AsyncClient(limits=limits, timeout=timeout)
+
+
+def _slug(url: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in url.split("://", 1)[-1]).strip("-")[:80]
+
+
+def discover(config: RunConfig) -> list[Document]:
+    """Every file under the sources, typed by its bytes and hashed."""
+    for source in config.sources:
+        if not Path(source).exists():
+            raise errors.ConfigError(f"source not found: {source}")
+    return list(discover_documents(config.sources, include=config.include, exclude=config.exclude))
+
+
+def select(documents: Iterable[Document], done: set[tuple[str, str, str]], config: RunConfig) -> Selection:
+    """Drop documents already answered for this (model, prompt); keep one path per content, the rest copies."""
+    fresh: list[Document] = []
+    copies: list[Document] = []
+    seen: set[str] = set()
+    already_done = 0
+    for doc in documents:
+        if not in_shard(doc, config.shard, config.shards):
+            continue
+        if doc.kind is not None and doc.doc_id in seen:
+            copies.append(doc)
+            continue
+        if doc.kind is not None and not config.reprocess and (doc.doc_id, config.model, config.prompt_sha256) in done:
+            already_done += 1
+            continue
+        if doc.kind is not None:
+            seen.add(doc.doc_id)
+        fresh.append(doc)
+    return Selection(fresh=fresh, copies=copies, already_done=already_done)
+
+
+def in_shard(doc: Document, shard: int, shards: int) -> bool:
+    """Shards split by content hash, so copies of one file always land in the same shard."""
+    if shards == 1:
+        return True
+    key = doc.doc_id or doc.path
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") % shards == shard
+
+
+def inspect(documents: Sequence[Document]) -> list[tuple[Document, Inspection | None]]:
+    """Inspect the supported documents in isolated worker processes; others pass through uninspected."""
+    supported = [d for d in documents if d.kind is not None]
+    by_id = {id(d): d for d in supported}
+    inspected: dict[int, Inspection] = {}
+    for doc, inspection in inspect_isolated(supported):
+        inspected[id(by_id.get(id(doc), doc))] = inspection
+    return [(d, inspected.get(id(d))) for d in documents]
+
+
+def route(session: Session, pairs: Sequence[tuple[Document, Inspection | None]]) -> list[Job]:
+    """Choose an engine and an estimate per document (pure; `plan` uses the same function)."""
+    config, jobs = session.config, session.jobs
+    forced = None if config.engine == "auto" else config.engine
+    routed = []
+    for doc, inspection in pairs:
+        chosen: Route | None = None
+        if inspection is not None:
+            chosen = choose_engine(
+                inspection,
+                jobs.model,
+                jobs.prices,
+                forced=forced if doc.kind == "pdf" else None,
+                prompt_chars=len(config.prompt),
+                max_tokens=config.max_tokens,
+                has_annotations=bool(session.store.annotations_for(doc.doc_id)),
+            )
+        routed.append(Job(doc, inspection, chosen))
+    return routed
+
+
+async def call(session: Session, routed: Sequence[Job], copied_ids: set[str]) -> list[Result]:
+    """Answer every job (concurrently, bounded by the limiter), recording each row before moving on."""
+
+    async def one(job: Job) -> Result:
+        result = unsent_row(job, session.jobs)
+        annotations: list = []
+        if result is None:
+            result, annotations = await answer(job, session.jobs)
+        session.store.record(result, annotations)
+        session.progress.add(result)
+        if job.document.doc_id in copied_ids:
+            session.copy_sources[job.document.doc_id] = result
+        return result
+
+    return list(await asyncio.gather(*(one(job) for job in routed)))
+
+
+def write_copies(session: Session, copies: Sequence[Document]) -> list[Result]:
+    """A row for each extra path of content answered in this run (same answer, cost 0)."""
+    written = []
+    for doc in copies:
+        original = session.copy_sources.get(doc.doc_id)
+        if original is None:
+            continue  # its content was already answered by an earlier run: nothing new to pay or write
+        result = copy_row(original, Job(doc, None, None), session.jobs)
+        session.store.record(result)
+        session.progress.add(result)
+        written.append(result)
+    return written
