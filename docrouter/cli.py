@@ -1,0 +1,220 @@
+"""The `docrouter` command: run, plan, report, ask, emulator.
+
+`run` hands the work to the Prefect flow in flows/run.py (imported only then); everything else here is
+plain docrouter and starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from docrouter import __version__
+from docrouter.config import DEFAULT_MODEL, DEFAULT_PROMPT, ENGINES, RunConfig, read_prompt_file
+from docrouter.errors import DocrouterError
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Argument errors as one line, not a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an amount in USD, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative amount, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {text!r}")
+    return value
+
+
+def _add_selection(p: argparse.ArgumentParser) -> None:
+    p.add_argument("sources", nargs="+", metavar="SOURCE", help="folders (walked recursively) or files")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"OpenRouter model id (default {DEFAULT_MODEL})")
+    prompt = p.add_mutually_exclusive_group()
+    prompt.add_argument("--prompt", help="what to ask of every document (default: a short summary)")
+    prompt.add_argument("--prompt-file", metavar="F", help="read the prompt from a file")
+    p.add_argument("--engine", choices=ENGINES, default="auto", help="force one engine for all PDFs")
+    p.add_argument("--include", action="append", default=[], metavar="GLOB", help="only paths matching")
+    p.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip paths matching")
+    p.add_argument("--max-tokens", type=_positive_int, default=1024, help="answer length cap (default 1024)")
+    p.add_argument("--offline", action="store_true", help="use the built-in emulator: no key, no network")
+    p.add_argument("--base-url", help="API base URL (default $OPENROUTER_BASE_URL or OpenRouter's)")
+    p.add_argument("--ocr-fee", type=_positive_float, default=0.002, help="mistral-ocr USD per page")
+    p.add_argument("--pdf-text-name", default="cloudflare-ai", help="wire name of the free PDF text engine")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="docrouter", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--version", action="version", version=f"docrouter {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+
+    run = sub.add_parser("run", help="answer every document and write Parquet results")
+    _add_selection(run)
+    run.add_argument("--out", required=True, metavar="DIR", help="output folder (results/, annotations/)")
+    run.add_argument("--budget", type=_positive_float, metavar="USD", help="hard cap on money spent")
+    run.add_argument("--concurrency", type=_positive_int, default=16, help="requests in flight (default 16)")
+    run.add_argument("--max-attempts", type=_positive_int, default=6, help="attempts per request (default 6)")
+    run.add_argument("--reprocess", action="store_true", help="answer again documents already answered")
+    run.add_argument("--key-block", metavar="NAME", help="read the API key from this Prefect Secret block")
+    run.add_argument("--batch-size", type=_positive_int, default=100, help="documents per Prefect task")
+
+    plan = sub.add_parser("plan", help="per-file engine and estimated cost; no paid call")
+    _add_selection(plan)
+    plan.add_argument("--out", metavar="DIR", help="also write the plan as Parquet under DIR")
+
+    report = sub.add_parser("report", help="totals by status, engine and model; money spent")
+    report.add_argument("dir", metavar="DIR")
+
+    ask = sub.add_parser("ask", help="a follow-up question about one document, reusing its stored parse")
+    ask.add_argument("dir", metavar="DIR")
+    ask.add_argument("--doc", required=True, metavar="PATH_OR_ID", help="a path from the results, or a doc_id")
+    ask.add_argument("question")
+    ask.add_argument("--model", help="model id (default: the one that answered the document)")
+    ask.add_argument("--max-tokens", type=_positive_int, default=1024)
+    ask.add_argument("--offline", action="store_true", help="use the built-in emulator")
+    ask.add_argument("--base-url")
+
+    from docrouter.emulator import add_emulator_arguments
+
+    emulator = sub.add_parser("emulator", help="serve the built-in OpenRouter-compatible API")
+    add_emulator_arguments(emulator)
+    return parser
+
+
+def _prompt(args: argparse.Namespace) -> str:
+    if args.prompt_file:
+        return read_prompt_file(args.prompt_file)
+    return args.prompt or DEFAULT_PROMPT
+
+
+def run_config(args: argparse.Namespace) -> RunConfig:
+    return RunConfig(
+        sources=tuple(args.sources),
+        out=getattr(args, "out", None) or "",
+        model=args.model,
+        prompt=_prompt(args),
+        engine=args.engine,
+        budget_usd=getattr(args, "budget", None),
+        concurrency=getattr(args, "concurrency", 16),
+        max_attempts=getattr(args, "max_attempts", 6),
+        include=tuple(args.include),
+        exclude=tuple(args.exclude),
+        reprocess=getattr(args, "reprocess", False),
+        offline=args.offline,
+        max_tokens=args.max_tokens,
+        base_url=args.base_url,
+        pdf_text_wire_name=args.pdf_text_name,
+        ocr_fee_per_page=args.ocr_fee,
+        batch_size=getattr(args, "batch_size", 100),
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = run_config(args)
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    from flows.run import RunStopped, docrouter_run
+
+    params: dict[str, Any] = {
+        "sources": list(config.sources),
+        "out": config.out,
+        "model": config.model,
+        "prompt": config.prompt,
+        "engine": config.engine,
+        "budget": config.budget_usd,
+        "concurrency": config.concurrency,
+        "max_attempts": config.max_attempts,
+        "include": list(config.include),
+        "exclude": list(config.exclude),
+        "reprocess": config.reprocess,
+        "offline": config.offline,
+        "max_tokens": config.max_tokens,
+        "base_url": config.base_url,
+        "key_block": args.key_block,
+        "batch_size": config.batch_size,
+        "show_progress": True,
+    }
+    try:
+        summary = asyncio.run(docrouter_run(**params))
+    except RunStopped as exc:
+        print(f"docrouter: error: {exc}; every finished row is written to {config.out}", file=sys.stderr)
+        return 1
+    from docrouter.report import build_report, render_report
+
+    print(render_summary(summary))
+    print(render_report(build_report(Path(config.out))))
+    return 0
+
+
+def render_summary(summary: dict[str, Any]) -> str:
+    """The headline of one run (the dataset-wide table follows it)."""
+    statuses = ", ".join(f"{k} {v}" for k, v in sorted(summary["by_status"].items())) or "nothing new"
+    budget = f" of ${summary['budget_usd']:.2f}" if summary["budget_usd"] is not None else ""
+    return (
+        f"run {summary['run_id']}: {summary['documents']} files; {statuses}; "
+        f"{summary['already_done']} already done; spent ${summary['spent_usd']:.4f}{budget}; "
+        f"{summary['requests_sent']} requests"
+    )
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from docrouter.planning import plan_command
+
+    return plan_command(run_config(args), out=args.out)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from docrouter.report import build_report, render_report
+
+    print(render_report(build_report(Path(args.dir))))
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from docrouter.asking import ask_command
+
+    return ask_command(args)
+
+
+def cmd_emulator(args: argparse.Namespace) -> int:
+    from docrouter.emulator import run_emulator
+
+    return run_emulator(args)
+
+
+COMMANDS = {"run": cmd_run, "plan": cmd_plan, "report": cmd_report, "ask": cmd_ask, "emulator": cmd_emulator}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except DocrouterError as exc:
+        print(f"docrouter: error: {exc.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("docrouter: interrupted; every finished row is on disk, rerun to continue", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

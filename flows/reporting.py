@@ -1,0 +1,66 @@
+"""What a run shows in the Prefect UI: a progress artifact while it runs, a summary artifact at the end."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from prefect.artifacts import (
+    acreate_markdown_artifact,
+    acreate_progress_artifact,
+    acreate_table_artifact,
+    aupdate_progress_artifact,
+)
+
+from docrouter.runs import Selection, Session
+
+
+def run_summary(session: Session, selection: Selection) -> dict[str, Any]:
+    """The run's totals as plain data (returned by the flow, printed by the CLI, published as artifacts)."""
+    progress, budget = session.progress, session.dispatcher.budget
+    fatal = session.dispatcher.fatal
+    return {
+        "run_id": session.run_id,
+        "out": session.config.out,
+        "model": session.config.model,
+        "documents": progress.total,
+        "processed": progress.finished,
+        "already_done": selection.already_done,
+        "by_status": dict(progress.statuses),
+        "by_engine": dict(progress.engines),
+        "failures": dict(progress.errors),
+        "spent_usd": round(budget.spent_usd, 6),
+        "budget_usd": budget.cap_usd,
+        "requests_sent": session.dispatcher.requests_sent,
+        "max_in_flight": session.dispatcher.limiter.max_in_flight,
+        "stopped": fatal.message if fatal else None,
+    }
+
+
+async def publish_progress(artifact_id: UUID | None, session: Session, percent: float) -> UUID | None:
+    """Create the progress artifact (first call) or move it forward; one API call per batch."""
+    description = session.progress.line()
+    if artifact_id is None:
+        return await acreate_progress_artifact(
+            progress=percent, key="docrouter-progress", description=description
+        )
+    await aupdate_progress_artifact(artifact_id, progress=percent, description=description)
+    return artifact_id
+
+
+async def publish_summary(summary: dict[str, Any]) -> None:
+    """A table of counts by status/engine/failure and a short markdown headline."""
+    rows = [{"what": f"status {k}", "count": v} for k, v in sorted(summary["by_status"].items())]
+    rows += [{"what": f"engine {k}", "count": v} for k, v in sorted(summary["by_engine"].items())]
+    rows += [{"what": f"failure {k}", "count": v} for k, v in sorted(summary["failures"].items())]
+    await acreate_table_artifact(table=rows, key="docrouter-summary", description=f"run {summary['run_id']}")
+    budget = f" of ${summary['budget_usd']:.2f}" if summary["budget_usd"] is not None else ""
+    stopped = f"\n\n**Stopped:** {summary['stopped']}" if summary["stopped"] else ""
+    await acreate_markdown_artifact(
+        markdown=(
+            f"# docrouter run {summary['run_id']}\n\n{summary['documents']} files, {summary['processed']} "
+            f"processed, {summary['already_done']} already done; spent ${summary['spent_usd']:.4f}{budget} "
+            f"with {summary['model']}; results in `{summary['out']}`.{stopped}"
+        ),
+        key="docrouter-run",
+    )

@@ -1,0 +1,110 @@
+"""The docrouter run as a Prefect flow: discover -> inspect -> route -> call -> write."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.utilities.annotations import quote
+
+from docrouter import runs
+from docrouter.config import DEFAULT_MODEL, DEFAULT_PROMPT, RunConfig
+from docrouter.errors import RunFatal
+from docrouter.progress import Progress, stderr_progress
+from flows.reporting import publish_progress, publish_summary, run_summary
+from flows.secrets import load_api_key
+from tasks import stages
+
+
+@flow(name="docrouter-run", log_prints=False)
+async def docrouter_run(
+    sources: list[str],
+    out: str,
+    model: str = DEFAULT_MODEL,
+    prompt: str = DEFAULT_PROMPT,
+    engine: str = "auto",
+    budget: float | None = None,
+    concurrency: int = 16,
+    max_attempts: int = 6,
+    include: list[str] | None = None,
+    exclude: list[str] | None = None,
+    reprocess: bool = False,
+    offline: bool = False,
+    max_tokens: int = 1024,
+    base_url: str | None = None,
+    key_block: str | None = None,
+    batch_size: int = 100,
+    shard: int = 0,
+    shards: int = 1,
+    show_progress: bool = False,
+) -> dict[str, Any]:
+    """Answer every document under `sources` and write results to `out` (the API key never is a parameter)."""
+    config = RunConfig(
+        sources=tuple(sources),
+        out=out,
+        model=model,
+        prompt=prompt,
+        engine=engine,
+        budget_usd=budget,
+        concurrency=concurrency,
+        max_attempts=max_attempts,
+        include=tuple(include or ()),
+        exclude=tuple(exclude or ()),
+        reprocess=reprocess,
+        offline=offline,
+        max_tokens=max_tokens,
+        base_url=base_url,
+        batch_size=batch_size,
+        shard=shard,
+        shards=shards,
+    )
+    api_key = None if offline else await load_api_key(key_block)
+    documents = await stages.discover(config)
+    progress = stderr_progress(0, budget) if show_progress else Progress(budget_usd=budget)
+    async with runs.open_session(config, api_key=api_key, progress=progress) as session:
+        selection = runs.select(documents, session.store.done_keys(), config)
+        progress.total = len(selection.fresh) + len(selection.copies) + selection.already_done
+        progress.already_done = selection.already_done
+        get_run_logger().info(
+            "run %s: %d files, %d to process, %d already done",
+            session.run_id,
+            len(documents),
+            len(selection.fresh),
+            selection.already_done,
+        )
+        await process_batches(session, selection)
+        runs.write_copies(session, selection.copies)
+        progress.maybe_print(force=True)
+        summary = run_summary(session, selection)
+    await publish_summary(summary)
+    if session.dispatcher.fatal is not None:
+        raise RunStopped(session.dispatcher.fatal)
+    return summary
+
+
+async def process_batches(session: runs.Session, selection: runs.Selection) -> None:
+    """Batches flow through inspect -> route -> call; two in flight so inspection overlaps the calls."""
+    copied_ids = {doc.doc_id for doc in selection.copies}
+    size = session.config.batch_size
+    batches = [selection.fresh[i : i + size] for i in range(0, len(selection.fresh), size)]
+    gate = asyncio.Semaphore(2)
+    progress_id = await publish_progress(None, session, 0.0)
+
+    async def one(index: int, batch: list) -> None:
+        label = f"{index + 1}-of-{len(batches)}"
+        async with gate:
+            pairs = await stages.inspect(quote(batch), label)
+            jobs = stages.route(quote(session), quote(pairs), label)
+            await stages.call(quote(session), quote(jobs), quote(copied_ids), label)
+        await publish_progress(progress_id, session, 100.0 * (index + 1) / max(1, len(batches)))
+
+    await asyncio.gather(*(one(i, batch) for i, batch in enumerate(batches)))
+
+
+class RunStopped(Exception):
+    """The run stopped sending after a run-fatal error (401/402); every finished row is written."""
+
+    def __init__(self, cause: RunFatal) -> None:
+        super().__init__(f"run stopped: {cause.message}")
+        self.cause = cause

@@ -1,0 +1,1 @@
+"""Prefect tasks: thin wrappers over docrouter's stages that own retries, timeouts and caching policy."""

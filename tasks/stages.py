@@ -1,0 +1,44 @@
+"""One task per stage and per batch: Prefect's per-task overhead stays far below the work it wraps."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from docrouter import runs
+from docrouter.config import RunConfig
+from docrouter.documents import Document
+from docrouter.inspection import Inspection
+from docrouter.jobs import Job
+from docrouter.results import Result
+
+# Results are small or in-memory objects shared with the flow; nothing here is worth persisting or caching:
+# the store's done-set is the idempotency mechanism (a rerun skips what is already answered).
+_TASK = {"cache_policy": NO_CACHE, "persist_result": False, "log_prints": False}
+
+
+@task(name="discover", **_TASK)
+async def discover(config: RunConfig) -> list[Document]:
+    """Walk and hash the sources off the event loop."""
+    return await asyncio.to_thread(runs.discover, config)
+
+
+@task(name="inspect-batch", retries=1, retry_delay_seconds=2, task_run_name="inspect-{label}", **_TASK)
+async def inspect(documents: Sequence[Document], label: str) -> list[tuple[Document, Inspection | None]]:
+    """Inspect one batch in isolated worker processes (pypdf work never blocks the event loop)."""
+    return await asyncio.to_thread(runs.inspect, documents)
+
+
+@task(name="route-batch", task_run_name="route-{label}", **_TASK)
+def route(session: runs.Session, pairs: Sequence[tuple[Document, Inspection | None]], label: str) -> list[Job]:
+    """Choose engine and estimate per document (pure, fast)."""
+    return runs.route(session, pairs)
+
+
+@task(name="call-batch", retries=1, retry_delay_seconds=5, task_run_name="call-{label}", **_TASK)
+async def call(session: runs.Session, jobs: Sequence[Job], copied_ids: set[str], label: str) -> list[Result]:
+    """Send a batch; HTTP retries honour Retry-After inside, a task retry skips rows already recorded."""
+    return await runs.call(session, jobs, copied_ids)
