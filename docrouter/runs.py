@@ -22,13 +22,14 @@ from docrouter.config import RunConfig, cache_dir, resolve_api_key, resolve_base
 from docrouter.dispatch import Dispatcher
 from docrouter.documents import Document, discover_documents
 from docrouter.inspection import Inspection, inspect_isolated
-from docrouter.jobs import Job, JobContext, answer, copy_row, unsent_row
+from docrouter.jobs import JobContext, answer
 from docrouter.limits import AdaptiveLimiter, RetryPolicy
 from docrouter.payloads import DEFAULT_WIRE_NAMES, RequestOptions
 from docrouter.pricing import PriceBook
 from docrouter.progress import Progress
 from docrouter.results import Result
 from docrouter.routing import Route, check_forced_engine, choose_engine
+from docrouter.rows import Job, RunColumns, copy_row, unsent_row
 from docrouter.store import Store
 
 
@@ -104,9 +105,8 @@ async def open_session(
             wire_names={**DEFAULT_WIRE_NAMES, "pdf-text": config.pdf_text_wire_name},
         )
         jobs = JobContext(
-            run_id=run_id,
+            run=RunColumns(run_id=run_id, model=config.model, prompt_sha256=config.prompt_sha256),
             options=options,
-            prompt_sha256=config.prompt_sha256,
             model=model,
             prices=PriceBook(ocr_fee_per_page=config.ocr_fee_per_page),
             dispatcher=dispatcher,
@@ -207,7 +207,7 @@ async def call(session: Session, routed: Sequence[Job], copied_ids: set[str]) ->
     """Answer every job (concurrently, bounded by the limiter), recording each row before moving on."""
 
     async def one(job: Job) -> Result:
-        result = unsent_row(job, session.jobs)
+        result = unsent_row(job, session.jobs.run)
         annotations: list = []
         if result is None:
             result, annotations = await answer(job, session.jobs)
@@ -227,7 +227,7 @@ def write_copies(session: Session, copies: Sequence[Document]) -> list[Result]:
         original = session.copy_sources.get(doc.doc_id)
         if original is None:
             continue  # its content was already answered by an earlier run: nothing new to pay or write
-        result = copy_row(original, Job(doc, None, None), session.jobs)
+        result = copy_row(original, doc)
         session.store.record(result)
         session.progress.add(result)
         written.append(result)

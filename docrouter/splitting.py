@@ -1,0 +1,118 @@
+"""Long documents in page ranges: which pages go together, by which engine, and the PDF bytes of a range."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pypdf import PdfReader, PdfWriter
+
+from docrouter.errors import Corrupt, TooLarge
+from docrouter.inspection import Inspection
+
+TEXT_ENGINES = frozenset({"local-text", "pdf-text"})
+
+
+@dataclass(frozen=True)
+class SplitLimits:
+    """Per-request limits (pages per engine, request body bytes); past them a document is split."""
+
+    max_pages: dict[str, int] = field(
+        default_factory=lambda: {"native": 100, "mistral-ocr": 200, "pdf-text": 200, "local-text": 200}
+    )
+    max_body_bytes: int = 20 * 1024 * 1024  # well under the ~30 MB where providers start to refuse
+    max_text_chars: int = 400_000  # ~100k tokens of extracted text per request
+    max_mixed_runs: int = 8  # past this many text/scan alternations, one engine reads it all
+
+    def pages_for(self, engine: str) -> int:
+        return self.max_pages.get(engine, 100)
+
+
+@dataclass(frozen=True)
+class Part:
+    """Pages first..last (0-based, inclusive) read by one engine."""
+
+    first: int
+    last: int
+    engine: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.first + 1}-{self.last + 1}"
+
+    @property
+    def pages(self) -> int:
+        return self.last - self.first + 1
+
+
+def plan_parts(inspection: Inspection, engine: str, size_bytes: int, limits: SplitLimits) -> list[Part]:
+    """One part when the document fits in one request; else ranges that each fit, text pages kept on text."""
+    pages = max(1, inspection.pages)
+    runs = [Part(0, pages - 1, engine)]
+    if engine not in TEXT_ENGINES and inspection.ocr_pages and len(inspection.ocr_pages) < pages:
+        mixed = _mixed_runs(pages, set(inspection.ocr_pages), engine)
+        if len(mixed) <= limits.max_mixed_runs:
+            runs = mixed
+    bytes_per_page = size_bytes / pages
+    chars_per_page = inspection.text_chars / pages if inspection.text_chars else 0.0
+    parts: list[Part] = []
+    for run in runs:
+        parts.extend(_cap(run, _pages_per_part(run.engine, bytes_per_page, chars_per_page, limits)))
+    return parts
+
+
+def _mixed_runs(pages: int, needs_reading: set[int], engine: str) -> list[Part]:
+    """Consecutive pages grouped by whether their text layer can be used."""
+    runs: list[Part] = []
+    start = 0
+    for page in range(1, pages + 1):
+        if page == pages or (page in needs_reading) != (start in needs_reading):
+            runs.append(Part(start, page - 1, engine if start in needs_reading else "local-text"))
+            start = page
+    return runs
+
+
+def _pages_per_part(engine: str, bytes_per_page: float, chars_per_page: float, limits: SplitLimits) -> int:
+    cap = limits.pages_for(engine)
+    if engine in TEXT_ENGINES and chars_per_page > 0:
+        cap = min(cap, int(limits.max_text_chars / chars_per_page))
+    if engine != "local-text" and bytes_per_page > 0:
+        # base64 grows the file by 4/3; keep 5% for the JSON around it.
+        cap = min(cap, int(limits.max_body_bytes * 0.95 * 3 / 4 / bytes_per_page))
+    return max(1, cap)
+
+
+def _cap(run: Part, size: int) -> list[Part]:
+    return [Part(first, min(run.last, first + size - 1), run.engine) for first in range(run.first, run.last + 1, size)]
+
+
+def pdf_subset(path: str, first: int, last: int) -> bytes:
+    """The PDF bytes of pages first..last (a real, standalone PDF made with pypdf)."""
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
+    try:
+        reader = PdfReader(path, strict=False)
+        if reader.is_encrypted:
+            reader.decrypt("")
+        writer = PdfWriter()
+        for index in range(first, last + 1):
+            writer.add_page(reader.pages[index])
+        out = io.BytesIO()
+        writer.write(out)
+    except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError) as exc:
+        raise Corrupt(f"cannot cut pages {first + 1}-{last + 1} out of the PDF: {exc}") from None
+    return out.getvalue()
+
+
+def check_body(size: int, limits: SplitLimits, what: str) -> None:
+    """Refuse before sending a body the API would refuse anyway."""
+    if size > limits.max_body_bytes:
+        raise TooLarge(
+            f"{what} makes a {size / 1e6:.1f} MB request, over the {limits.max_body_bytes / 1e6:.0f} MB limit"
+        )
+
+
+def part_labels(parts: Sequence[Part]) -> str:
+    """A short human description, e.g. '3 parts: 1-100 native, 101-120 local-text, 121-300 native'."""
+    return f"{len(parts)} parts: " + ", ".join(f"{p.label} {p.engine}" for p in parts)
