@@ -132,6 +132,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = run_config(args)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
+    # The temporary server's shutdown prints harmless "Error flushing events" tracebacks (PrefectHQ #18934).
+    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
     from flows.run import RunStopped, docrouter_run
 
     params: dict[str, Any] = {
