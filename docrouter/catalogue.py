@@ -1,8 +1,33 @@
-"""The model catalogue: capabilities and prices from GET /models, cached, with an offline snapshot."""
+"""The model catalogue: capabilities and prices from GET /models, cached, with an offline snapshot.
+
+Prices are parsed leniently: decimal strings or numbers, a missing key is 0 (the 2026 API omits zero
+prices), a negative price (OpenRouter's "variable" marker on router models) counts as 0. `overrides`
+(conditional prices, e.g. above 200k prompt tokens) are ignored: docrouter's requests are split well
+below those thresholds, and the default price is what OpenRouter applies to them.
+This module does no HTTP itself: the caller passes `fetch(offset, limit) -> page of GET /models`.
+"""
 
 from __future__ import annotations
 
+import difflib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from docrouter.errors import ConfigError, DocrouterError, ServerError
+
+PAGE_SIZE = 500  # the API's default page; its maximum is 1000
+MAX_PAGES = 100  # a bound on pagination, in case `links.next` never ends
+_PACKAGE = Path(__file__).resolve().parent
+SNAPSHOT_CANDIDATES = (_PACKAGE.parent / "data" / "models.json", _PACKAGE / "data" / "models.json")
+
+Source = Literal["api", "cache", "snapshot"]
+Fetch = Callable[[int, int], Any]
 
 
 @dataclass(frozen=True)
@@ -18,6 +43,7 @@ class ModelInfo:
     context_length: int = 0
     max_completion_tokens: int | None = None
     tokenizer: str = ""
+    discount: float = 0.0  # informational; prices above are list prices and are never reduced by it
 
     @property
     def takes_files(self) -> bool:
@@ -26,3 +52,205 @@ class ModelInfo:
     @property
     def takes_images(self) -> bool:
         return "image" in self.input_modalities
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """The models a run may use, and where the list came from."""
+
+    models: Mapping[str, ModelInfo]
+    source: Source
+    note: str = ""  # why a fallback was used, for the user
+
+    def get(self, model_id: str) -> ModelInfo:
+        """The model, or a ConfigError naming the closest ids."""
+        found = self.models.get(model_id)
+        if found is not None:
+            return found
+        close = close_matches(model_id, list(self.models))
+        hint = f"; did you mean {', '.join(close)}?" if close else "; see https://openrouter.ai/models"
+        raise ConfigError(f"unknown model {model_id!r} (not in the {self.source} model list){hint}")
+
+
+def close_matches(model_id: str, ids: list[str], n: int = 3) -> list[str]:
+    """Ids that share the name after the provider prefix first, then spelling neighbours."""
+    name = model_id.rsplit("/", 1)[-1].lower()
+    same_name = [i for i in ids if name and name in i.lower()]
+    fuzzy = difflib.get_close_matches(model_id, ids, n=n, cutoff=0.6)
+    return list(dict.fromkeys(same_name + fuzzy))[:n]
+
+
+def parse_models(payload: Any) -> dict[str, ModelInfo]:
+    """ModelInfo by id from a GET /models body (new paginated or old `{"data": [...]}` form)."""
+    items = payload.get("data") if isinstance(payload, dict) else payload
+    if not isinstance(items, list):
+        return {}
+    models = (parse_model(item) for item in items if isinstance(item, dict))
+    return {m.id: m for m in models if m is not None}
+
+
+def parse_model(item: dict[str, Any]) -> ModelInfo | None:
+    """One model object; None when it has no usable id."""
+    model_id = item.get("id")
+    if not isinstance(model_id, str) or not model_id:
+        return None
+    arch = _dict(item.get("architecture"))
+    pricing = _dict(item.get("pricing"))
+    top = _dict(item.get("top_provider"))
+    return ModelInfo(
+        id=model_id,
+        input_modalities=_modalities(arch),
+        prompt_price=_price(pricing.get("prompt")),
+        completion_price=_price(pricing.get("completion")),
+        image_price=_price(pricing.get("image")),
+        request_price=_price(pricing.get("request")),
+        context_length=_int(item.get("context_length")) or 0,
+        max_completion_tokens=_int(top.get("max_completion_tokens")),
+        tokenizer=str(arch.get("tokenizer") or ""),
+        discount=_price(pricing.get("discount")),
+    )
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _modalities(arch: dict[str, Any]) -> frozenset[str]:
+    """The input_modalities array; the drifting `modality` string only when the array is missing."""
+    listed = arch.get("input_modalities")
+    if isinstance(listed, list):
+        return frozenset(str(m).lower() for m in listed)
+    modality = arch.get("modality")
+    if isinstance(modality, str) and "->" in modality:
+        return frozenset(m.strip().lower() for m in modality.split("->", 1)[0].split("+") if m.strip())
+    return frozenset({"text"})
+
+
+def _price(value: Any) -> float:
+    try:
+        price = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return price if price > 0 and price != float("inf") else 0.0
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def fetch_all(fetch: Fetch, page_size: int = PAGE_SIZE) -> dict[str, Any]:
+    """Every model object, following `links.next`; ServerError when a page is not a model list."""
+    items: dict[str, Any] = {}
+    offset = 0
+    for _ in range(MAX_PAGES):
+        page = fetch(offset, page_size)
+        data = page.get("data") if isinstance(page, dict) else None
+        if not isinstance(data, list):
+            raise ServerError("GET /models returned something that is not a model list")
+        before = len(items)
+        items.update((str(m.get("id")), m) for m in data if isinstance(m, dict))
+        links = page.get("links")
+        more = isinstance(links, dict) and bool(links.get("next"))
+        if not more or len(items) == before:  # the end, or a server that ignores offset
+            return {"data": list(items.values())}
+        offset += len(data)
+    raise ServerError(f"GET /models pagination did not end after {MAX_PAGES} pages")
+
+
+def load_catalogue(
+    fetch: Fetch | None,
+    *,
+    cache_path: Path,
+    ttl_s: float = 3600,
+    snapshot_path: Path | None = None,
+    now: Callable[[], float] = time.time,
+) -> Catalogue:
+    """A fresh cache, else GET /models (cached), else a stale cache, else the offline snapshot.
+
+    `fetch` None means offline: the snapshot only.
+    """
+    snapshot = snapshot_path or default_snapshot()
+    if fetch is None:
+        return Catalogue(read_snapshot(snapshot), "snapshot", "offline: the bundled model list")
+    cached = read_cache(cache_path)
+    if cached is not None and 0 <= now() - cached[0] < ttl_s:
+        return Catalogue(cached[1], "cache")
+    try:
+        payload = fetch_all(fetch)
+        models = parse_models(payload)
+        if not models:
+            raise ServerError("GET /models listed no usable model")
+    except (DocrouterError, OSError, ValueError, TypeError) as exc:
+        return _fallback(f"GET /models failed ({_one_line(exc)})", cached, snapshot, now())
+    note = write_cache(cache_path, payload, now())
+    return Catalogue(models, "api", note)
+
+
+def _fallback(why: str, cached: tuple[float, dict[str, ModelInfo]] | None, snapshot: Path, at: float) -> Catalogue:
+    if cached is not None:
+        age_h = max(0.0, at - cached[0]) / 3600
+        return Catalogue(cached[1], "cache", f"{why}; using the cached list from {age_h:.1f} h ago")
+    try:
+        return Catalogue(read_snapshot(snapshot), "snapshot", f"{why}; using the bundled model list")
+    except ConfigError as exc:
+        raise ConfigError(f"no model catalogue: {why}, and {exc.message}") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "message", None) or exc or type(exc).__name__)
+    return " ".join(text.split())[:200]
+
+
+def default_snapshot() -> Path:
+    """data/models.json at the repository root, else a copy shipped inside the package."""
+    return next((p for p in SNAPSHOT_CANDIDATES if p.is_file()), SNAPSHOT_CANDIDATES[0])
+
+
+def read_snapshot(path: Path) -> dict[str, ModelInfo]:
+    """The offline model list; ConfigError when it is missing or empty."""
+    try:
+        models = parse_models(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"the offline model list {path} cannot be read: {_one_line(exc)}") from None
+    if not models:
+        raise ConfigError(f"the offline model list {path} lists no model")
+    return models
+
+
+def cache_name(base_url: str) -> str:
+    """The cache file name for one API base URL (lists differ between OpenRouter and an emulator)."""
+    slug = "".join(c if c.isalnum() else "-" for c in base_url.split("://", 1)[-1]).strip("-")[:80]
+    return f"models-{slug}.json"
+
+
+def read_cache(path: Path) -> tuple[float, dict[str, ModelInfo]] | None:
+    """(fetched_at, models) from the cache file; None when absent or unusable (it is only a cache)."""
+    try:
+        cached = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(cached, dict) or not isinstance(cached.get("fetched_at"), int | float):
+        return None
+    models = parse_models(cached.get("payload"))
+    return (float(cached["fetched_at"]), models) if models else None
+
+
+def write_cache(path: Path, payload: dict[str, Any], fetched_at: float) -> str:
+    """Write the cache atomically; a note (not an error) when it cannot be written."""
+    body = json.dumps({"fetched_at": fetched_at, "payload": payload})
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".models-", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(body)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        return f"the model list could not be cached at {path}: {_one_line(exc)}"
+    return ""
