@@ -1,0 +1,175 @@
+"""The cost model: what one request for a document costs with each engine, expected and at most.
+
+Every number lives in `PriceBook`, so a price change is configuration, not code. Token counts follow
+reference/pdf-heuristics.md §3.5: text is chars/4; native PDF pages cost a per-family number of tokens;
+mistral-ocr costs a page fee plus the OCR text as tokens; images cost min(1568, w*h/750) tokens.
+`max_usd` is an upper bound the budget can reserve: the answer at max_tokens, prompt tokens at their
+upper bound (estimated counts times a safety factor), the parse fee unless a stored parse is reused.
+Known gaps, kept on purpose: images that mistral-ocr forwards to image-capable models and conditional
+`overrides` prices are not in the bound.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from docrouter.catalogue import ModelInfo
+from docrouter.errors import ConfigError
+from docrouter.inspection import Inspection
+
+PDF_ENGINES = ("local-text", "pdf-text", "native", "mistral-ocr")  # also the tie-break order
+IMAGE_ENGINE = "image"
+
+
+@dataclass(frozen=True)
+class PageTokens:
+    """Input tokens per PDF page when a model family reads the file natively."""
+
+    scan: int  # typical, for a page that is an image
+    text: int  # typical, for a page with a text layer
+    upper: int  # at most, for a page of ordinary density
+    with_text: bool = True  # the provider sends the page's extracted text beside its image (Claude, GPT)
+
+
+NATIVE_PAGE_TOKENS = (
+    ("gemini", PageTokens(scan=258, text=258, upper=560, with_text=False)),  # 560: Gemini 3 MEDIUM
+    ("claude", PageTokens(scan=1600, text=2200, upper=2350)),
+    ("gpt", PageTokens(scan=1000, text=1000, upper=1200)),
+)
+
+
+@dataclass(frozen=True)
+class PriceBook:
+    """Every number of the cost model that is not a model price from the catalogue."""
+
+    ocr_fee_per_page: float = 0.002  # mistral-ocr, USD per page ($2 per 1,000)
+    chars_per_token: float = 4.0
+    native_page_tokens: tuple[tuple[str, PageTokens], ...] = NATIVE_PAGE_TOKENS
+    default_page_tokens: PageTokens = PageTokens(scan=800, text=800, upper=1500)
+    ocr_tokens_per_page: int = 600  # OCR Markdown of one scanned page, typical
+    ocr_tokens_upper: int = 1000  # ... and at most; also the allowance for a junk text layer
+    image_token_cap: int = 1568
+    image_pixels_per_token: float = 750.0
+    image_tokens_by_family: tuple[tuple[str, int], ...] = (("gemini", 258),)
+    framing_tokens: int = 20  # roles, the <document> wrapper, a short file name
+    framing_tokens_upper: int = 100  # ... with a 255-character file name and the reuse turn
+    safety_factor: float = 1.25  # on token counts that are estimated rather than counted
+
+    def family(self, model: ModelInfo) -> str:
+        """The model family (gemini, claude, gpt, ...) from its tokenizer, else its id; "" when unknown."""
+        hints = (model.tokenizer.lower(), model.id.rsplit("/", 1)[-1].lower())
+        names = [name for name, _ in self.native_page_tokens] + [name for name, _ in self.image_tokens_by_family]
+        return next((name for name in names if any(h.startswith(name) for h in hints)), "")
+
+    def page_tokens(self, model: ModelInfo) -> PageTokens:
+        return dict(self.native_page_tokens).get(self.family(model), self.default_page_tokens)
+
+    def tokens(self, chars: float) -> int:
+        """Tokens of `chars` characters of text."""
+        return math.ceil(chars / self.chars_per_token)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The cost of one request: expected, and an upper bound of what the API can bill."""
+
+    prompt_tokens: int  # expected input tokens
+    completion_tokens: int  # the answer, counted at max_tokens
+    parse_fee_usd: float
+    expected_usd: float
+    max_usd: float
+    max_prompt_tokens: int = 0
+
+
+def estimate(
+    engine: str,
+    inspection: Inspection,
+    model: ModelInfo,
+    prices: PriceBook,
+    *,
+    prompt_chars: int,
+    max_tokens: int,
+    text_chars: int | None = None,
+    reuse_annotations: bool = False,
+) -> Estimate:
+    """The cost of sending `inspection`'s document with `engine` (text_chars given: counted exactly)."""
+    typical, upper = document_tokens(engine, inspection, model, prices, text_chars)
+    instruction = prices.tokens(prompt_chars)
+    prompt = instruction + prices.framing_tokens + typical
+    prompt_max = instruction + prices.framing_tokens_upper + upper
+    fee = 0.0 if reuse_annotations else parse_fee(engine, inspection, prices)
+    fixed = fee + model.request_price + max_tokens * model.completion_price
+    if engine == IMAGE_ENGINE:
+        fixed += model.image_price
+    return Estimate(
+        prompt_tokens=prompt,
+        completion_tokens=max_tokens,
+        parse_fee_usd=fee,
+        expected_usd=prompt * model.prompt_price + fixed,
+        max_usd=prompt_max * model.prompt_price + fixed,
+        max_prompt_tokens=prompt_max,
+    )
+
+
+def parse_fee(engine: str, inspection: Inspection, prices: PriceBook) -> float:
+    """The server-side parse fee: mistral-ocr bills every page; the other engines parse free."""
+    return inspection.pages * prices.ocr_fee_per_page if engine == "mistral-ocr" else 0.0
+
+
+def document_tokens(
+    engine: str, inspection: Inspection, model: ModelInfo, prices: PriceBook, text_chars: int | None = None
+) -> tuple[int, int]:
+    """(typical, upper) input tokens of the document itself with `engine`."""
+    if (engine == IMAGE_ENGINE) != (inspection.kind == "image"):
+        raise ConfigError(f"engine {engine!r} cannot read {inspection.kind} documents")
+    if engine == "local-text" and text_chars is not None:
+        exact = prices.tokens(text_chars)
+        return exact, exact
+    if engine in ("local-text", "pdf-text"):
+        return text_layer_tokens(inspection, prices)
+    if engine == "mistral-ocr":
+        return ocr_tokens(inspection, prices)
+    if engine == "native":
+        return native_tokens(inspection, model, prices)
+    if engine == IMAGE_ENGINE:
+        return image_tokens(inspection, model, prices)
+    raise ConfigError(f"unknown engine {engine!r}; expected one of {', '.join((*PDF_ENGINES, IMAGE_ENGINE))}")
+
+
+def text_layer_tokens(inspection: Inspection, prices: PriceBook) -> tuple[int, int]:
+    """The text layer; the bound allows for junk text on pages whose layer is unusable."""
+    typical = prices.tokens(inspection.text_chars)
+    upper = prices.tokens(inspection.text_chars * prices.safety_factor)
+    return typical, upper + len(inspection.ocr_pages) * prices.ocr_tokens_upper
+
+
+def ocr_tokens(inspection: Inspection, prices: PriceBook) -> tuple[int, int]:
+    """OCR Markdown: the text pages' text, plus a per-page allowance for scanned pages."""
+    scanned = len(inspection.ocr_pages)
+    typical = prices.tokens(inspection.text_chars) + scanned * prices.ocr_tokens_per_page
+    upper = prices.tokens(inspection.text_chars * prices.safety_factor) + scanned * prices.ocr_tokens_upper
+    return typical, upper
+
+
+def native_tokens(inspection: Inspection, model: ModelInfo, prices: PriceBook) -> tuple[int, int]:
+    """Per-page tokens of the model's family; Claude and GPT add each page's text to its image."""
+    per_page = prices.page_tokens(model)
+    scanned = len(inspection.ocr_pages)
+    typical = scanned * per_page.scan + (inspection.pages - scanned) * per_page.text
+    upper = inspection.pages * per_page.upper
+    if per_page.with_text:
+        # A dense page can exceed the measured figure: a full image plus all of its text.
+        upper = max(upper, inspection.pages * prices.image_token_cap + text_layer_tokens(inspection, prices)[1])
+    return typical, max(typical, upper)
+
+
+def image_tokens(inspection: Inspection, model: ModelInfo, prices: PriceBook) -> tuple[int, int]:
+    """min(cap, w*h/750), or the family's flat figure (Gemini); the full cap when the size is unknown."""
+    area = inspection.width * inspection.height
+    by_area = min(prices.image_token_cap, math.ceil(area / prices.image_pixels_per_token))
+    if area <= 0:
+        by_area = prices.image_token_cap
+    flat = dict(prices.image_tokens_by_family).get(prices.family(model))
+    typical = flat if flat is not None else by_area
+    return typical, math.ceil(max(typical, by_area) * prices.safety_factor)

@@ -1,0 +1,164 @@
+"""The cost model: tokens and dollars per engine, and upper bounds the budget can reserve."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from docrouter.catalogue import ModelInfo
+from docrouter.errors import ConfigError
+from docrouter.inspection import Inspection
+from docrouter.pricing import IMAGE_ENGINE, PDF_ENGINES, Estimate, PriceBook, estimate
+
+PROMPT = "Summarize this document in 3-5 sentences."
+BOOK = PriceBook()
+
+FILES = frozenset({"text", "image", "file"})
+GEMINI = ModelInfo("google/gemini-2.5-flash", FILES, 3e-7, 2.5e-6, tokenizer="Gemini")
+CLAUDE = ModelInfo("anthropic/claude-sonnet-4.5", FILES, 3e-6, 1.5e-5, tokenizer="Claude")
+GPT = ModelInfo("openai/gpt-4.1-mini", FILES, 4e-7, 1.6e-6, tokenizer="GPT")
+OTHER = ModelInfo("mistralai/pixtral", FILES, 1e-7, 3e-7, tokenizer="Mistral")
+PRICED = ModelInfo("x/priced", frozenset({"text", "image"}), 1e-6, 2e-6, image_price=0.001, request_price=0.0005)
+
+TEXT = Inspection("t", "pdf", pages=4, page_labels=("text",) * 4, text_chars=8000, verdict="text")
+SCAN = Inspection("s", "pdf", pages=3, page_labels=("image-only",) * 3, ocr_pages=(0, 1, 2), verdict="scan")
+MIXED = Inspection("m", "pdf", pages=5, ocr_pages=(4,), text_chars=6000, verdict="mixed")
+IMAGE = Inspection("i", "image", pages=1, width=1200, height=900, image_format="PNG", verdict="image")
+
+
+def cost(
+    engine: str,
+    inspection: Inspection,
+    model: ModelInfo = GEMINI,
+    *,
+    prices: PriceBook = BOOK,
+    text_chars: int | None = None,
+    reuse_annotations: bool = False,
+) -> Estimate:
+    return estimate(
+        engine,
+        inspection,
+        model,
+        prices,
+        prompt_chars=len(PROMPT),
+        max_tokens=500,
+        text_chars=text_chars,
+        reuse_annotations=reuse_annotations,
+    )
+
+
+def emulator_page_tokens(model: ModelInfo, scanned: bool) -> int:
+    """What the emulator bills per native PDF page (its documented rule)."""
+    family = model.tokenizer.lower()
+    return {"gemini": 258, "claude": 1600 if scanned else 2200, "gpt": 1000}.get(family, 800)
+
+
+@pytest.mark.parametrize("model", [GEMINI, CLAUDE, GPT, OTHER, PRICED], ids=lambda m: m.id)
+@pytest.mark.parametrize(
+    ("engine", "inspection"),
+    [(e, d) for e in PDF_ENGINES for d in (TEXT, SCAN, MIXED)] + [(IMAGE_ENGINE, IMAGE)],
+)
+def test_upper_bound_is_never_below_the_expected_cost(engine: str, inspection: Inspection, model: ModelInfo) -> None:
+    estimated = cost(engine, inspection, model)
+    assert estimated.max_usd >= estimated.expected_usd > 0
+    assert estimated.max_prompt_tokens >= estimated.prompt_tokens
+
+
+@pytest.mark.parametrize("model", [GEMINI, CLAUDE, GPT, OTHER], ids=lambda m: m.id)
+@pytest.mark.parametrize("inspection", [TEXT, SCAN, MIXED], ids=["text", "scan", "mixed"])
+def test_native_bound_covers_the_emulators_per_page_bill(model: ModelInfo, inspection: Inspection) -> None:
+    scanned = len(inspection.ocr_pages)
+    billed = scanned * emulator_page_tokens(model, True) + (inspection.pages - scanned) * emulator_page_tokens(
+        model, False
+    )
+    estimated = cost("native", inspection, model)
+    assert estimated.max_prompt_tokens >= billed + math.ceil(len(PROMPT) / 4)
+
+
+def test_native_expected_tokens_follow_the_model_family() -> None:
+    prompt = BOOK.tokens(len(PROMPT)) + BOOK.framing_tokens
+    assert cost("native", SCAN, GEMINI).prompt_tokens == prompt + 3 * 258
+    assert cost("native", SCAN, CLAUDE).prompt_tokens == prompt + 3 * 1600
+    assert cost("native", TEXT, CLAUDE).prompt_tokens == prompt + 4 * 2200
+    assert cost("native", SCAN, GPT).prompt_tokens == prompt + 3 * 1000
+    assert cost("native", SCAN, OTHER).prompt_tokens == prompt + 3 * 800
+
+
+def test_family_comes_from_the_tokenizer_or_else_the_id() -> None:
+    assert BOOK.family(ModelInfo("google/gemini-3-flash", frozenset(), 0, 0)) == "gemini"
+    assert BOOK.family(ModelInfo("openai/o3", frozenset(), 0, 0, tokenizer="GPT")) == "gpt"
+    assert BOOK.family(ModelInfo("meta-llama/llama-3.3-70b-instruct", frozenset(), 0, 0, tokenizer="Llama3")) == ""
+
+
+def test_mistral_ocr_charges_the_page_fee_plus_ocr_text_tokens() -> None:
+    estimated = cost("mistral-ocr", SCAN, CLAUDE)
+    assert estimated.parse_fee_usd == pytest.approx(3 * 0.002)
+    tokens = BOOK.tokens(len(PROMPT)) + BOOK.framing_tokens + 3 * 600
+    assert estimated.expected_usd == pytest.approx(0.006 + tokens * 3e-6 + 500 * 1.5e-5)
+
+
+def test_reusing_a_stored_parse_removes_the_ocr_fee_from_both_figures() -> None:
+    paid, reused = cost("mistral-ocr", MIXED), cost("mistral-ocr", MIXED, reuse_annotations=True)
+    assert paid.parse_fee_usd == pytest.approx(5 * 0.002) and reused.parse_fee_usd == 0
+    assert paid.max_usd - reused.max_usd == pytest.approx(5 * 0.002)
+    assert paid.expected_usd - reused.expected_usd == pytest.approx(5 * 0.002)
+
+
+def test_ocr_fee_is_configurable() -> None:
+    assert cost("mistral-ocr", SCAN, prices=PriceBook(ocr_fee_per_page=0.004)).parse_fee_usd == pytest.approx(0.012)
+
+
+@pytest.mark.parametrize("engine", ["local-text", "pdf-text", "native"])
+def test_engines_other_than_ocr_have_no_parse_fee(engine: str) -> None:
+    assert cost(engine, TEXT).parse_fee_usd == 0
+
+
+def test_counted_local_text_is_exact_with_no_safety_margin() -> None:
+    estimated = cost("local-text", TEXT, CLAUDE, text_chars=10_001)
+    instruction = math.ceil(len(PROMPT) / 4)
+    assert estimated.prompt_tokens == instruction + BOOK.framing_tokens + 2501
+    assert estimated.max_prompt_tokens == instruction + BOOK.framing_tokens_upper + 2501
+
+
+def test_estimated_text_gets_the_safety_factor_in_its_bound() -> None:
+    estimated = cost("pdf-text", TEXT)
+    instruction = math.ceil(len(PROMPT) / 4)
+    assert estimated.prompt_tokens == instruction + BOOK.framing_tokens + 2000
+    assert estimated.max_prompt_tokens == instruction + BOOK.framing_tokens_upper + 2500
+
+
+def test_answer_is_counted_at_max_tokens_with_request_and_image_prices() -> None:
+    estimated = cost(IMAGE_ENGINE, IMAGE, PRICED)
+    assert estimated.completion_tokens == 500
+    tokens = estimated.prompt_tokens
+    assert estimated.expected_usd == pytest.approx(tokens * 1e-6 + 500 * 2e-6 + 0.001 + 0.0005)
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "model", "tokens"),
+    [
+        (1200, 900, GPT, 1440),
+        (2000, 2000, GPT, 1568),
+        (100, 75, CLAUDE, 10),
+        (4000, 3000, GEMINI, 258),
+        (0, 0, GPT, 1568),
+    ],
+)
+def test_image_tokens_are_area_over_750_capped_or_gemini_flat(
+    width: int, height: int, model: ModelInfo, tokens: int
+) -> None:
+    image = Inspection("i", "image", pages=1, width=width, height=height)
+    estimated = cost(IMAGE_ENGINE, image, model)
+    assert estimated.prompt_tokens == BOOK.tokens(len(PROMPT)) + BOOK.framing_tokens + tokens
+    billed = min(1568, math.ceil(width * height / 750)) if width else 1568
+    assert estimated.max_prompt_tokens >= billed + BOOK.tokens(len(PROMPT))
+
+
+def test_unknown_engine_and_wrong_kind_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="unknown engine"):
+        cost("tesseract", TEXT)
+    with pytest.raises(ConfigError, match="cannot read pdf documents"):
+        cost(IMAGE_ENGINE, TEXT)
+    with pytest.raises(ConfigError, match="cannot read image documents"):
+        cost("native", IMAGE)
