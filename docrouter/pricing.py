@@ -48,7 +48,8 @@ class PriceBook:
     native_page_tokens: tuple[tuple[str, PageTokens], ...] = NATIVE_PAGE_TOKENS
     default_page_tokens: PageTokens = PageTokens(scan=800, text=800, upper=1500)
     ocr_tokens_per_page: int = 600  # OCR Markdown of one scanned page, typical
-    ocr_tokens_upper: int = 1000  # ... and at most; also the allowance for a junk text layer
+    ocr_tokens_upper: int = 1000  # ... and at most, for a page without a text layer
+    layer_tokens_upper: int = 4000  # a page whose unusable layer a parser may return verbatim (~16k chars)
     image_token_cap: int = 1568
     image_pixels_per_token: float = 750.0
     image_tokens_by_family: tuple[tuple[str, int], ...] = (("gemini", 258),)
@@ -138,18 +139,27 @@ def document_tokens(
 
 
 def text_layer_tokens(inspection: Inspection, prices: PriceBook) -> tuple[int, int]:
-    """The text layer; the bound allows for junk text on pages whose layer is unusable."""
-    typical = prices.tokens(inspection.text_chars)
-    upper = prices.tokens(inspection.text_chars * prices.safety_factor)
-    return typical, upper + len(inspection.ocr_pages) * prices.ocr_tokens_upper
+    """The usable text; the bound allows for whatever the unusable pages' layers hold."""
+    upper = prices.tokens(inspection.text_chars * prices.safety_factor) + unusable_pages_upper(inspection, prices)
+    return prices.tokens(inspection.text_chars), upper
 
 
 def ocr_tokens(inspection: Inspection, prices: PriceBook) -> tuple[int, int]:
-    """OCR Markdown: the text pages' text, plus a per-page allowance for scanned pages."""
-    scanned = len(inspection.ocr_pages)
-    typical = prices.tokens(inspection.text_chars) + scanned * prices.ocr_tokens_per_page
-    upper = prices.tokens(inspection.text_chars * prices.safety_factor) + scanned * prices.ocr_tokens_upper
-    return typical, upper
+    """OCR Markdown: the text pages' text, plus a per-page allowance for the pages that need reading."""
+    typical = prices.tokens(inspection.text_chars) + len(inspection.ocr_pages) * prices.ocr_tokens_per_page
+    return typical, text_layer_tokens(inspection, prices)[1]
+
+
+def unusable_pages_upper(inspection: Inspection, prices: PriceBook) -> int:
+    """At most what parsing the pages that need reading yields: more where a junk text layer exists."""
+    labels = inspection.page_labels
+    without_layer = ("image-only", "vector")
+    return sum(
+        prices.ocr_tokens_upper
+        if page < len(labels) and labels[page] in without_layer
+        else prices.layer_tokens_upper  # a junk OCR layer, garbled text, or no label to tell
+        for page in inspection.ocr_pages
+    )
 
 
 def native_tokens(inspection: Inspection, model: ModelInfo, prices: PriceBook) -> tuple[int, int]:

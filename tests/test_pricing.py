@@ -162,3 +162,12 @@ def test_unknown_engine_and_wrong_kind_are_config_errors() -> None:
         cost(IMAGE_ENGINE, TEXT)
     with pytest.raises(ConfigError, match="cannot read image documents"):
         cost("native", IMAGE)
+
+
+def test_pages_with_a_junk_text_layer_get_a_larger_bound_than_bare_scans() -> None:
+    bare = Inspection("b", "pdf", pages=2, page_labels=("image-only", "vector"), ocr_pages=(0, 1), verdict="scan")
+    junk = Inspection("j", "pdf", pages=2, page_labels=("ocr-poor", "garbled"), ocr_pages=(0, 1), verdict="scan")
+    overhead = BOOK.tokens(len(PROMPT)) + BOOK.framing_tokens_upper
+    assert cost("mistral-ocr", bare).max_prompt_tokens == overhead + 2 * BOOK.ocr_tokens_upper
+    assert cost("mistral-ocr", junk).max_prompt_tokens == overhead + 2 * BOOK.layer_tokens_upper
+    assert cost("mistral-ocr", bare).prompt_tokens == cost("mistral-ocr", junk).prompt_tokens
