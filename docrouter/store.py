@@ -1,0 +1,266 @@
+"""The durable store of a run: every recorded row is fsynced to a journal before `record` returns.
+
+The journal is compacted into Parquet parts every `flush_every` rows or `flush_seconds`, and on close;
+a journal left by a killed run is compacted by the next Store opened on the same DIR. Several processes
+may write one DIR at once: names carry the run id, and a live run's journal is never touched by others.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pandas
+import pyarrow.compute as pc
+
+from docrouter.compaction import (
+    ANNOTATIONS,
+    RESULTS,
+    compact_run,
+    journal_rows,
+    next_first_line,
+    read_dataset,
+    read_tail,
+    recover,
+)
+from docrouter.datasets import (
+    ANNOTATIONS_DIR,
+    ANNOTATIONS_SCHEMA,
+    RESULTS_DIR,
+    RESULTS_SCHEMA,
+    annotation_from_row,
+    parse_timestamp,
+    part_name,
+    part_paths,
+    read_table,
+    result_from_row,
+    scan,
+    to_frame,
+    to_table,
+)
+from docrouter.errors import ConfigError
+from docrouter.journal import JOURNAL_DIR, RunLock, SegmentWriter
+from docrouter.results import Annotation, Result
+
+__all__ = ["ANNOTATIONS_SCHEMA", "RESULTS_SCHEMA", "Store", "read_annotations", "read_results"]
+
+Key = tuple[str, str, str]  # (doc_id, model, prompt_sha256)
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A recorded row still only in the journal segment starting at `first_line`."""
+
+    first_line: int
+    result: Result
+    annotations: tuple[Annotation, ...]
+
+
+class Store:
+    """Results and annotations of one run, durable on record; also answers what earlier runs did."""
+
+    def __init__(
+        self,
+        out_dir: Path,
+        run_id: str,
+        *,
+        flush_every: int = 200,
+        flush_seconds: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not _RUN_ID.fullmatch(run_id):
+            raise ConfigError(f"run id {run_id!r} must be letters, digits, '.', '_' or '-'")
+        self.out_dir = Path(out_dir)
+        self.run_id = run_id
+        self.flush_every = flush_every
+        self.flush_seconds = flush_seconds
+        self._clock = clock
+        self._mutex = threading.RLock()
+        self._pending: list[_Pending] = []
+        self._closed = False
+        self._lock = self._open()
+        self._last_flush = clock()
+
+    def _open(self) -> RunLock:
+        """Take this run's lock, recover dead runs' journals and index what is stored."""
+        with _writing(self.out_dir):
+            for name in (RESULTS_DIR, ANNOTATIONS_DIR, JOURNAL_DIR):
+                (self.out_dir / name).mkdir(parents=True, exist_ok=True)
+            lock = RunLock.try_acquire(self.out_dir / JOURNAL_DIR, self.run_id)
+        if lock is None:
+            raise ConfigError(f"cannot write to {self.out_dir}: run {self.run_id} is already writing there")
+        try:
+            with _writing(self.out_dir):
+                recover(self.out_dir, self.run_id)
+                first_line = next_first_line(self.out_dir, self.run_id)
+                self._writer = SegmentWriter(self.out_dir / JOURNAL_DIR, self.run_id, first_line)
+                self._done, self._result_parts = _index_results(self.out_dir)
+                self._annotation_parts = _index_annotations(self.out_dir)
+        except BaseException:
+            lock.release()
+            raise
+        return lock
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def done_keys(self) -> set[Key]:
+        """(doc_id, model, prompt_sha256) of every ok row: stored, in live journals, or recorded by this run."""
+        with self._mutex:
+            return set(self._done)
+
+    def record(self, result: Result, annotations: Sequence[Annotation] = ()) -> None:
+        """Append the row (and its annotations) to the journal and fsync it; then compact if due."""
+        row, extras = dataclasses.asdict(result), [dataclasses.asdict(a) for a in annotations]
+        to_table([row], RESULTS_SCHEMA)  # a wrong type fails here, never later in recovery
+        to_table(extras, ANNOTATIONS_SCHEMA)
+        entry = {"result": row, "annotations": extras}
+        with self._mutex:
+            if self._closed:
+                raise RuntimeError(f"store for run {self.run_id} is closed")
+            with _writing(self.out_dir):
+                self._writer.append(entry)
+            self._pending.append(_Pending(self._writer.first_line, result, tuple(annotations)))
+            if result.status == "ok":
+                self._done.add(_key(result))
+            due = self._clock() - self._last_flush >= self.flush_seconds
+            if self._writer.lines >= self.flush_every or due:
+                self._flush()
+
+    def find_ok(self, doc_id: str, model: str, prompt_sha256: str) -> Result | None:
+        """The latest ok row for this content, model and prompt (from this run or a stored part)."""
+        with self._mutex:
+            for pending in reversed(self._pending):
+                if pending.result.status == "ok" and _key(pending.result) == (doc_id, model, prompt_sha256):
+                    return pending.result
+            wanted = (
+                (pc.field("doc_id") == doc_id)
+                & (pc.field("model") == model)
+                & (pc.field("prompt_sha256") == prompt_sha256)
+                & (pc.field("status") == "ok")
+            )
+            table = read_table(self._result_parts.get(doc_id, []), RESULTS_SCHEMA, wanted)
+        if table.num_rows == 0:
+            return None
+        return result_from_row(table.sort_by([("finished_at", "descending")]).slice(0, 1).to_pylist()[0])
+
+    def annotations_for(self, doc_id: str) -> list[Annotation]:
+        """The document's file annotations, the latest per file_hash across runs, oldest first."""
+        with self._mutex:
+            paths = self._annotation_parts.get(doc_id, [])
+            table = read_table(paths, ANNOTATIONS_SCHEMA, pc.field("doc_id") == doc_id)
+            found = [annotation_from_row(row) for row in table.to_pylist()]
+            found += [a for p in self._pending for a in p.annotations if a.doc_id == doc_id]
+        latest: dict[str, Annotation] = {}
+        for annotation in sorted(found, key=_created):
+            latest[annotation.file_hash] = annotation
+        return sorted(latest.values(), key=_created)
+
+    def flush(self) -> None:
+        """Compact the journal tail into new Parquet parts (atomically) and forget it."""
+        with self._mutex:
+            self._flush()
+
+    def _flush(self) -> None:
+        self._last_flush = self._clock()
+        if not self._pending:
+            return
+        self._writer.rotate()
+        with _writing(self.out_dir):
+            compact_run(self.out_dir, self.run_id)
+        for pending in self._pending:
+            name = part_name(self.run_id, pending.first_line)
+            _note(self._result_parts, pending.result.doc_id, self.out_dir / RESULTS_DIR / name)
+            for annotation in pending.annotations:
+                _note(self._annotation_parts, annotation.doc_id, self.out_dir / ANNOTATIONS_DIR / name)
+        self._pending.clear()
+
+    def close(self) -> None:
+        """Flush, then remove this run's journal and lock; a no-op when already closed."""
+        with self._mutex:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                self._flush()
+            finally:
+                self._writer.rotate()
+                self._lock.release()
+
+
+@contextmanager
+def _writing(out_dir: Path) -> Iterator[None]:
+    """Turns an OSError while writing DIR into the run-fatal ConfigError (unwritable, disk full, DIR gone)."""
+    try:
+        yield
+    except OSError as exc:
+        raise ConfigError(f"cannot write to {out_dir}: {exc.strerror or exc}") from exc
+
+
+def _created(annotation: Annotation) -> datetime:
+    return parse_timestamp(annotation.created_at)
+
+
+def _key(result: Result) -> Key:
+    return (result.doc_id, result.model, result.prompt_sha256)
+
+
+def _note(index: dict[str, list[Path]], doc_id: str, path: Path) -> None:
+    """Remember that `path` holds rows of `doc_id` (parts are few per document)."""
+    paths = index.setdefault(doc_id, [])
+    if path not in paths:
+        paths.append(path)
+
+
+def _index_results(out_dir: Path) -> tuple[set[Key], dict[str, list[Path]]]:
+    """The ok keys and the parts holding each document, from four columns of the parts and journal tails."""
+    done: set[Key] = set()
+    where: dict[str, list[Path]] = {}
+    tail = read_tail(out_dir)
+    parts = part_paths(out_dir / RESULTS_DIR)
+    files = {str(p): p for p in parts}
+    columns = ["doc_id", "model", "prompt_sha256", "status", "__filename"]
+    for doc_id, model, prompt, status, filename in _rows(scan(parts, RESULTS_SCHEMA, columns)):
+        if status == "ok":
+            done.add((doc_id, model, prompt))
+        _note(where, doc_id, files[filename])
+    for row in journal_rows(RESULTS, parts, tail):
+        if row["status"] == "ok":
+            done.add((row["doc_id"], row["model"], row["prompt_sha256"]))
+    return done, where
+
+
+def _index_annotations(out_dir: Path) -> dict[str, list[Path]]:
+    """The annotation parts holding each document."""
+    where: dict[str, list[Path]] = {}
+    parts = part_paths(out_dir / ANNOTATIONS_DIR)
+    files = {str(p): p for p in parts}
+    for doc_id, filename in _rows(scan(parts, ANNOTATIONS_SCHEMA, ["doc_id", "__filename"])):
+        _note(where, doc_id, files[filename])
+    return where
+
+
+def _rows(batches: Iterable) -> Iterable[tuple]:
+    for batch in batches:
+        yield from zip(*(column.to_pylist() for column in batch.columns), strict=True)
+
+
+def read_results(out_dir: Path) -> pandas.DataFrame:
+    """Every results row in DIR (parts, plus journal rows not compacted yet), with the explicit schema."""
+    return to_frame(read_dataset(Path(out_dir), RESULTS))
+
+
+def read_annotations(out_dir: Path) -> pandas.DataFrame:
+    """Every annotations row in DIR, with the explicit schema."""
+    return to_frame(read_dataset(Path(out_dir), ANNOTATIONS))
