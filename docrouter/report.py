@@ -1,0 +1,245 @@
+"""`docrouter report DIR`: what a results dataset holds, by status, engine and model; what it cost.
+
+Counts use the latest row per (doc_id, path, model, prompt_sha256), so a document that failed and was
+answered by a later run counts once, as ok; money and tokens count every row, because every row was paid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas
+
+from docrouter.errors import ConfigError
+from docrouter.store import read_results
+
+IDENTITY = ["doc_id", "path", "model", "prompt_sha256"]
+STATUSES = ("ok", "failed", "skipped", "over_budget")
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Latest rows sharing one engine, model or status."""
+
+    name: str
+    documents: int
+    by_status: dict[str, int]
+    cost_usd: float
+    est_cost_usd: float
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Latest rows that ended with one error_type, and one of their messages."""
+
+    error_type: str
+    status: str
+    count: int
+    example: str
+
+
+@dataclass(frozen=True)
+class RunLine:
+    """One run found in the dataset."""
+
+    run_id: str
+    rows: int
+    cost_usd: float
+    started_at: str
+    finished_at: str
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything `render_report` prints."""
+
+    out_dir: str
+    rows: int
+    documents: int
+    superseded: int
+    by_status: tuple[Tally, ...]
+    by_engine: tuple[Tally, ...]
+    by_model: tuple[Tally, ...]
+    spent_usd: float  # every row, superseded ones included
+    superseded_spent_usd: float
+    sent_est_usd: float  # latest rows that were sent: the estimate...
+    sent_cost_usd: float  # ...and what they actually cost
+    prompt_tokens: int
+    completion_tokens: int
+    failures: tuple[Failure, ...]
+    runs: tuple[RunLine, ...]
+
+
+def build_report(out_dir: Path) -> Report:
+    """The report of DIR; ConfigError when DIR is missing or holds no results."""
+    out_dir = Path(out_dir)
+    if not out_dir.exists():
+        raise ConfigError(f"{out_dir} does not exist: nothing to report")
+    if not out_dir.is_dir():
+        raise ConfigError(f"{out_dir} is not a directory: give the --out DIR of a run")
+    rows = read_results(out_dir)
+    if rows.empty:
+        raise ConfigError(f"no results in {out_dir}: nothing to report yet")
+    ordered = rows.sort_values(["finished_at", "run_id"], kind="stable")
+    latest = ordered.drop_duplicates(IDENTITY, keep="last")
+    older = ordered.drop(latest.index)
+    sent = latest[latest["attempts"] > 0]
+    return Report(
+        out_dir=str(out_dir),
+        rows=len(rows),
+        documents=len(latest),
+        superseded=len(older),
+        by_status=_tallies(latest, "status"),
+        by_engine=_tallies(latest, "engine"),
+        by_model=_tallies(latest, "model"),
+        spent_usd=float(rows["cost_usd"].sum()),
+        superseded_spent_usd=float(older["cost_usd"].sum()),
+        sent_est_usd=float(sent["est_cost_usd"].sum()),
+        sent_cost_usd=float(sent["cost_usd"].sum()),
+        prompt_tokens=int(rows["prompt_tokens"].sum()),
+        completion_tokens=int(rows["completion_tokens"].sum()),
+        failures=_failures(latest),
+        runs=_runs(rows),
+    )
+
+
+def _tallies(latest: pandas.DataFrame, column: str) -> tuple[Tally, ...]:
+    """One Tally per value of `column` (a missing engine reads "-"), most documents first."""
+    groups = latest.assign(_key=latest[column].fillna("-")).groupby("_key", sort=True)
+    tallies = [
+        Tally(
+            name=str(name),
+            documents=len(group),
+            by_status={s: int(n) for s, n in group["status"].value_counts().items()},
+            cost_usd=float(group["cost_usd"].sum()),
+            est_cost_usd=float(group["est_cost_usd"].sum()),
+            prompt_tokens=int(group["prompt_tokens"].sum()),
+            completion_tokens=int(group["completion_tokens"].sum()),
+        )
+        for name, group in groups
+    ]
+    return tuple(sorted(tallies, key=lambda t: -t.documents))
+
+
+def _failures(latest: pandas.DataFrame) -> tuple[Failure, ...]:
+    """Latest non-ok rows by error_type, each with the message of its first row."""
+    bad = latest[(latest["status"] != "ok") & latest["error_type"].notna()]
+    failures = []
+    for (error_type, status), group in bad.groupby(["error_type", "status"], sort=True):
+        first = group.iloc[0]
+        message = first["error_message"] if pandas.notna(first["error_message"]) else "(no message)"
+        failures.append(Failure(str(error_type), str(status), len(group), f"{first['path']}: {message}"))
+    return tuple(sorted(failures, key=lambda f: -f.count))
+
+
+def _runs(rows: pandas.DataFrame) -> tuple[RunLine, ...]:
+    """Every run in the dataset, oldest first."""
+    lines = [
+        RunLine(
+            run_id=str(run_id),
+            rows=len(group),
+            cost_usd=float(group["cost_usd"].sum()),
+            started_at=_minute(group["started_at"].min()),
+            finished_at=_minute(group["finished_at"].max()),
+        )
+        for run_id, group in rows.groupby("run_id", sort=True)
+    ]
+    return tuple(sorted(lines, key=lambda r: r.started_at))
+
+
+def _minute(stamp: pandas.Timestamp) -> str:
+    return stamp.strftime("%Y-%m-%d %H:%M")
+
+
+def render_report(report: Report) -> str:
+    """The report as fixed-width text for a terminal."""
+    present = [s for s in STATUSES if any(t.name == s for t in report.by_status)]
+    sections = [
+        _headline(report),
+        _tally_table("status", report.by_status, ()),
+        _tally_table("engine", report.by_engine, present),
+        _tally_table("model", report.by_model, present),
+        _money(report),
+    ]
+    if report.failures:
+        sections.append(_failure_table(report.failures))
+    sections.append(_run_table(report.runs))
+    return "\n\n".join(sections)
+
+
+def _headline(report: Report) -> str:
+    lines = [
+        f"docrouter report: {report.out_dir}",
+        f"{report.documents} documents (latest row per doc_id, path, model, prompt) in {report.rows} rows",
+    ]
+    if report.superseded:
+        lines.append(f"{report.superseded} older rows superseded by a later row of the same document")
+    return "\n".join(lines)
+
+
+def _tally_table(title: str, tallies: Sequence[Tally], statuses: Sequence[str]) -> str:
+    """One line per tally, with a count column for each status in `statuses`."""
+    headers = [title, "docs", *statuses, "spent $", "est $", "tokens in", "tokens out"]
+    body = [
+        [
+            t.name,
+            _count(t.documents),
+            *(_count(t.by_status.get(s, 0)) for s in statuses),
+            f"{t.cost_usd:.4f}",
+            f"{t.est_cost_usd:.4f}",
+            _count(t.prompt_tokens),
+            _count(t.completion_tokens),
+        ]
+        for t in tallies
+    ]
+    return _table(headers, body)
+
+
+def _money(report: Report) -> str:
+    lines = [f"money spent: ${report.spent_usd:.4f} in all rows"]
+    if report.superseded_spent_usd:
+        lines[0] += f" (${report.superseded_spent_usd:.4f} of it on superseded rows)"
+    if report.sent_est_usd > 0:
+        share = f" ({report.sent_cost_usd / report.sent_est_usd:.0%} of the estimate)"
+        lines.append(f"estimated ${report.sent_est_usd:.4f}, actual ${report.sent_cost_usd:.4f}{share}")
+    lines.append(f"tokens in all rows: {_count(report.prompt_tokens)} in, {_count(report.completion_tokens)} out")
+    return "\n".join(lines)
+
+
+def _failure_table(failures: Sequence[Failure]) -> str:
+    body = [[f.error_type, f.status, _count(f.count), _clip(f.example, 70)] for f in failures]
+    return _table(["error_type", "status", "docs", "example"], body, left=(0, 1, 3))
+
+
+def _run_table(runs: Sequence[RunLine]) -> str:
+    shown = runs[-10:]
+    body = [[r.run_id, _count(r.rows), f"{r.cost_usd:.4f}", r.started_at, r.finished_at] for r in shown]
+    table = _table(["run", "rows", "spent $", "started (UTC)", "finished (UTC)"], body, left=(0, 3, 4))
+    hidden = f"\n... and {len(runs) - len(shown)} earlier runs" if len(runs) > len(shown) else ""
+    return f"{len(runs)} runs found\n{table}{hidden}"
+
+
+def _table(headers: Sequence[str], body: Sequence[Sequence[str]], left: Sequence[int] = (0,)) -> str:
+    """Columns padded to their widest cell; text columns left-aligned, numbers right-aligned."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *body, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        padded = (c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+        return "  ".join(padded).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(headers), rule, *(line(row) for row in body)])
+
+
+def _count(value: int) -> str:
+    return f"{value:,}"
+
+
+def _clip(text: str, width: int) -> str:
+    """One line of at most `width` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 3] + "..."
