@@ -23,8 +23,9 @@ from docrouter.config import RunConfig, cache_dir, resolve_api_key, resolve_base
 from docrouter.documents import Document
 from docrouter.errors import ConfigError
 from docrouter.inspection import Inspection
+from docrouter.payloads import PARSING_ENGINES
 from docrouter.pricing import PriceBook, estimate
-from docrouter.routing import PARSING_ENGINES, Route, check_forced_engine, choose_engine, usd
+from docrouter.routing import Route, check_forced_engine, choose_engine, usd
 
 PLAN_FILE = "plan.parquet"
 

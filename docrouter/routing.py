@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from docrouter.catalogue import ModelInfo
 from docrouter.errors import ConfigError
 from docrouter.inspection import Inspection
+from docrouter.payloads import PARSING_ENGINES  # engines that return a reusable parse (annotations)
 from docrouter.pricing import IMAGE_ENGINE, PDF_ENGINES, Estimate, PriceBook, estimate
 
 TEXT_ENGINES = frozenset({"local-text", "pdf-text"})
-PARSING_ENGINES = frozenset({"pdf-text", "mistral-ocr"})  # they return a reusable parse (annotations)
 
 
 @dataclass(frozen=True)
