@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -62,7 +63,9 @@ def error_for_status(status: int) -> type[errors.DocrouterError]:
     return errors.ServerError
 
 
-def parse_retry_after(headers: httpx.Headers, body_error: dict[str, Any] | None = None) -> float | None:
+def parse_retry_after(
+    headers: httpx.Headers, body_error: dict[str, Any] | None = None, *, now: Callable[[], float] = time.time
+) -> float | None:
     """Seconds to wait from Retry-After (seconds or HTTP date), X-RateLimit-Reset (epoch ms) or the body."""
     value = headers.get("retry-after")
     if value:
@@ -70,13 +73,13 @@ def parse_retry_after(headers: httpx.Headers, body_error: dict[str, Any] | None 
             return max(0.0, float(value))
         except ValueError:
             try:
-                return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+                return max(0.0, parsedate_to_datetime(value).timestamp() - now())
             except (TypeError, ValueError):
                 pass
     reset = headers.get("x-ratelimit-reset") or _body_header(body_error, "X-RateLimit-Reset")
     if reset:
         try:
-            return max(0.0, float(reset) / 1000.0 - time.time())
+            return max(0.0, float(reset) / 1000.0 - now())
         except ValueError:
             pass
     availability = (body_error or {}).get("availability")
@@ -213,9 +216,7 @@ class OpenRouterClient:
         content = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         headers = {**self._headers, "Content-Type": "application/json"}
         try:
-            response = await self._http.post(
-                f"{self.base_url}/chat/completions", content=content, headers=headers
-            )
+            response = await self._http.post(f"{self.base_url}/chat/completions", content=content, headers=headers)
         except httpx.TransportError as exc:
             raise translate_transport_error(exc) from None
         if response.status_code != 200:
