@@ -16,7 +16,7 @@ import httpx
 
 from docrouter import errors
 from docrouter.budget import Budget
-from docrouter.catalogue import Catalogue, load_catalogue
+from docrouter.catalogue import Catalogue, cache_name, load_catalogue
 from docrouter.client import OpenRouterClient, models_fetcher
 from docrouter.config import RunConfig, cache_dir, resolve_api_key, resolve_base_url
 from docrouter.dispatch import Dispatcher
@@ -77,13 +77,11 @@ async def open_session(
 
             emulator = stack.enter_context(Emulator())
             base_url, key, emulator_url = emulator.base_url, emulator.api_key, emulator.base_url
-            fetch = None
+            fetch, cache_path = None, cache_dir() / "models-offline.json"
         else:
             base_url, key = resolve_base_url(config.base_url), resolve_api_key(api_key)
-            fetch = models_fetcher(base_url, key)
-        catalogue = await asyncio.to_thread(
-            load_catalogue, fetch, cache_path=cache_dir() / f"models-{_slug(base_url)}.json"
-        )
+            fetch, cache_path = models_fetcher(base_url, key), cache_dir() / cache_name(base_url)
+        catalogue = await asyncio.to_thread(load_catalogue, fetch, cache_path=cache_path)
         model = catalogue.get(config.model)
         forced = None if config.engine == "auto" else config.engine
         check_forced_engine(forced, model)
@@ -129,10 +127,6 @@ def _http_client(concurrency: int) -> httpx.AsyncClient:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     timeout = httpx.Timeout(connect=15.0, read=300.0, write=120.0, pool=None)
     return httpx.AsyncClient(limits=limits, timeout=timeout)
-
-
-def _slug(url: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in url.split("://", 1)[-1]).strip("-")[:80]
 
 
 def discover(config: RunConfig) -> list[Document]:
