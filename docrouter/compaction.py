@@ -7,7 +7,7 @@ deleting the segment, and two processes recovering the same dead run write the s
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,10 +117,11 @@ def read_tail(out_dir: Path) -> list[tuple[Segment, list[Entry]]]:
     return [(segment, read_segment(segment.path)) for segment in list_segments(out_dir / JOURNAL_DIR)]
 
 
-def read_dataset(out_dir: Path, kind: Kind) -> pa.Table:
-    """Every row of a dataset: its parts, plus journal rows not compacted yet (a live run's tail)."""
+def read_dataset(out_dir: Path, kind: Kind, columns: Sequence[str] | None = None) -> pa.Table:
+    """Every row of a dataset (only `columns`, if given): its parts, plus journal rows not compacted yet."""
     tail = read_tail(out_dir)
     parts = part_paths(out_dir / kind.directory)
-    stored = read_table(parts, kind.schema)
+    names = list(columns) if columns is not None else kind.schema.names
+    stored = read_table(parts, kind.schema, columns=names)
     pending = journal_rows(kind, parts, tail)
-    return pa.concat_tables([stored, to_table(pending, kind.schema)]) if pending else stored
+    return pa.concat_tables([stored, to_table(pending, kind.schema).select(names)]) if pending else stored

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -91,6 +91,22 @@ def to_table(rows: Iterable[dict[str, Any]], schema: pa.Schema) -> pa.Table:
     return pa.Table.from_pylist([arrow_row(r) for r in rows], schema=schema)
 
 
+def checked_rows(rows: list[dict[str, Any]], schema: pa.Schema) -> list[dict[str, Any]]:
+    """`rows` as they can be stored: a wrong type raises; a lone surrogate (a broken escape in an answer)
+    becomes "?" rather than costing the paid answer."""
+    try:
+        to_table(rows, schema)
+        return rows
+    except UnicodeEncodeError:
+        cleaned = [{k: _utf8(v) for k, v in row.items()} for row in rows]
+        to_table(cleaned, schema)
+        return cleaned
+
+
+def _utf8(value: Any) -> Any:
+    return value.encode("utf-8", "replace").decode("utf-8") if isinstance(value, str) else value
+
+
 def _iso(value: Any) -> Any:
     """A stored timestamp as ISO text again (milliseconds, as written, unless it has finer digits)."""
     if not isinstance(value, datetime):
@@ -158,20 +174,23 @@ def part_paths(directory: Path) -> list[Path]:
     return sorted(p for p in directory.glob("part-*.parquet") if p.is_file())
 
 
-def dataset(paths: list[Path], schema: pa.Schema) -> pads.Dataset:
+def dataset(paths: Sequence[Path], schema: pa.Schema) -> pads.Dataset:
     """The given part files as one dataset read with `schema` (missing columns read as nulls)."""
     return pads.dataset([str(p) for p in paths], schema=schema, format="parquet")
 
 
-def scan(paths: list[Path], schema: pa.Schema, columns: list[str], filter: Any = None) -> Iterator[pa.RecordBatch]:
+def scan(paths: Sequence[Path], schema: pa.Schema, columns: list[str], filter: Any = None) -> Iterator[pa.RecordBatch]:
     """Record batches of only `columns` (plus `__filename` if asked) from the parts; bounded memory."""
     if not paths:
         return iter(())
     return dataset(paths, schema).to_batches(columns=columns, filter=filter)
 
 
-def read_table(paths: list[Path], schema: pa.Schema, filter: Any = None) -> pa.Table:
-    """Every row (matching `filter`) of the parts as one table of `schema`."""
+def read_table(
+    paths: Sequence[Path], schema: pa.Schema, filter: Any = None, columns: Sequence[str] | None = None
+) -> pa.Table:
+    """Every row (matching `filter`) of the parts as one table of `schema` (only `columns`, if given)."""
+    names = list(columns) if columns is not None else schema.names
     if not paths:
-        return schema.empty_table()
-    return dataset(paths, schema).to_table(filter=filter)
+        return schema.empty_table().select(names)
+    return dataset(paths, schema).to_table(columns=names, filter=filter)

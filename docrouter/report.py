@@ -17,6 +17,11 @@ from docrouter.store import read_results
 
 IDENTITY = ["doc_id", "path", "model", "prompt_sha256"]
 STATUSES = ("ok", "failed", "skipped", "over_budget")
+COLUMNS = [  # everything but the answers themselves, which can be most of the bytes
+    *IDENTITY,
+    *("run_id", "engine", "status", "error_type", "error_message", "attempts", "est_cost_usd", "cost_usd"),
+    *("prompt_tokens", "completion_tokens", "started_at", "finished_at"),
+]
 
 
 @dataclass(frozen=True)
@@ -81,7 +86,7 @@ def build_report(out_dir: Path) -> Report:
         raise ConfigError(f"{out_dir} does not exist: nothing to report")
     if not out_dir.is_dir():
         raise ConfigError(f"{out_dir} is not a directory: give the --out DIR of a run")
-    rows = read_results(out_dir)
+    rows = read_results(out_dir, columns=COLUMNS)
     if rows.empty:
         raise ConfigError(f"no results in {out_dir}: nothing to report yet")
     ordered = rows.sort_values(["finished_at", "run_id"], kind="stable")

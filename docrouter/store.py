@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -36,6 +37,7 @@ from docrouter.datasets import (
     RESULTS_DIR,
     RESULTS_SCHEMA,
     annotation_from_row,
+    checked_rows,
     parse_timestamp,
     part_name,
     part_paths,
@@ -43,7 +45,6 @@ from docrouter.datasets import (
     result_from_row,
     scan,
     to_frame,
-    to_table,
 )
 from docrouter.errors import ConfigError
 from docrouter.journal import JOURNAL_DIR, RunLock, SegmentWriter
@@ -122,10 +123,10 @@ class Store:
 
     def record(self, result: Result, annotations: Sequence[Annotation] = ()) -> None:
         """Append the row (and its annotations) to the journal and fsync it; then compact if due."""
-        row, extras = dataclasses.asdict(result), [dataclasses.asdict(a) for a in annotations]
-        to_table([row], RESULTS_SCHEMA)  # a wrong type fails here, never later in recovery
-        to_table(extras, ANNOTATIONS_SCHEMA)
-        entry = {"result": row, "annotations": extras}
+        # checked here, so that a wrong type fails now and never later, in compaction or recovery
+        rows = checked_rows([dataclasses.asdict(result)], RESULTS_SCHEMA)
+        extras = checked_rows([dataclasses.asdict(a) for a in annotations], ANNOTATIONS_SCHEMA)
+        entry = {"result": rows[0], "annotations": extras}
         with self._mutex:
             if self._closed:
                 raise RuntimeError(f"store for run {self.run_id} is closed")
@@ -150,7 +151,7 @@ class Store:
                 & (pc.field("prompt_sha256") == prompt_sha256)
                 & (pc.field("status") == "ok")
             )
-            table = read_table(self._result_parts.get(doc_id, []), RESULTS_SCHEMA, wanted)
+            table = read_table(self._result_parts.get(doc_id, ()), RESULTS_SCHEMA, wanted)
         if table.num_rows == 0:
             return None
         return result_from_row(table.sort_by([("finished_at", "descending")]).slice(0, 1).to_pylist()[0])
@@ -158,7 +159,7 @@ class Store:
     def annotations_for(self, doc_id: str) -> list[Annotation]:
         """The document's file annotations, the latest per file_hash across runs, oldest first."""
         with self._mutex:
-            paths = self._annotation_parts.get(doc_id, [])
+            paths = self._annotation_parts.get(doc_id, ())
             table = read_table(paths, ANNOTATIONS_SCHEMA, pc.field("doc_id") == doc_id)
             found = [annotation_from_row(row) for row in table.to_pylist()]
             found += [a for p in self._pending for a in p.annotations if a.doc_id == doc_id]
@@ -216,24 +217,24 @@ def _key(result: Result) -> Key:
     return (result.doc_id, result.model, result.prompt_sha256)
 
 
-def _note(index: dict[str, list[Path]], doc_id: str, path: Path) -> None:
-    """Remember that `path` holds rows of `doc_id` (parts are few per document)."""
-    paths = index.setdefault(doc_id, [])
+def _note(index: dict[str, tuple[Path, ...]], doc_id: str, path: Path) -> None:
+    """Remember that `path` holds rows of `doc_id` (parts are few per document; tuples keep 100k small)."""
+    paths = index.get(doc_id, ())
     if path not in paths:
-        paths.append(path)
+        index[doc_id] = (*paths, path)
 
 
-def _index_results(out_dir: Path) -> tuple[set[Key], dict[str, list[Path]]]:
+def _index_results(out_dir: Path) -> tuple[set[Key], dict[str, tuple[Path, ...]]]:
     """The ok keys and the parts holding each document, from four columns of the parts and journal tails."""
     done: set[Key] = set()
-    where: dict[str, list[Path]] = {}
+    where: dict[str, tuple[Path, ...]] = {}
     tail = read_tail(out_dir)
     parts = part_paths(out_dir / RESULTS_DIR)
     files = {str(p): p for p in parts}
     columns = ["doc_id", "model", "prompt_sha256", "status", "__filename"]
     for doc_id, model, prompt, status, filename in _rows(scan(parts, RESULTS_SCHEMA, columns)):
         if status == "ok":
-            done.add((doc_id, model, prompt))
+            done.add((doc_id, sys.intern(model), sys.intern(prompt)))  # a few models and prompts, 100k rows
         _note(where, doc_id, files[filename])
     for row in journal_rows(RESULTS, parts, tail):
         if row["status"] == "ok":
@@ -241,9 +242,9 @@ def _index_results(out_dir: Path) -> tuple[set[Key], dict[str, list[Path]]]:
     return done, where
 
 
-def _index_annotations(out_dir: Path) -> dict[str, list[Path]]:
+def _index_annotations(out_dir: Path) -> dict[str, tuple[Path, ...]]:
     """The annotation parts holding each document."""
-    where: dict[str, list[Path]] = {}
+    where: dict[str, tuple[Path, ...]] = {}
     parts = part_paths(out_dir / ANNOTATIONS_DIR)
     files = {str(p): p for p in parts}
     for doc_id, filename in _rows(scan(parts, ANNOTATIONS_SCHEMA, ["doc_id", "__filename"])):
@@ -256,9 +257,11 @@ def _rows(batches: Iterable) -> Iterable[tuple]:
         yield from zip(*(column.to_pylist() for column in batch.columns), strict=True)
 
 
-def read_results(out_dir: Path) -> pandas.DataFrame:
-    """Every results row in DIR (parts, plus journal rows not compacted yet), with the explicit schema."""
-    return to_frame(read_dataset(Path(out_dir), RESULTS))
+def read_results(out_dir: Path, columns: Sequence[str] | None = None) -> pandas.DataFrame:
+    """Every results row in DIR (parts, plus journal rows not compacted yet), with the explicit schema.
+
+    Pass `columns` to read only those (a report of 100k rows needs no `content`)."""
+    return to_frame(read_dataset(Path(out_dir), RESULTS, columns))
 
 
 def read_annotations(out_dir: Path) -> pandas.DataFrame:

@@ -137,6 +137,7 @@ def test_readers_see_only_whole_parts_while_a_run_is_writing(tmp_path: Path) -> 
     query = f"SELECT count(*) FROM read_parquet('{tmp_path}/results/*.parquet')"
     assert duckdb.sql(query).fetchall() == [(3,)]
     assert len(read_results(tmp_path)) == 5  # our reader adds the live journal tail
+    assert read_results(tmp_path, columns=["doc_id", "status"]).shape == (5, 2)
     store.close()
     assert len(pandas.read_parquet(tmp_path / "results")) == 5
 
@@ -241,6 +242,12 @@ def test_a_wrong_type_is_refused_before_it_reaches_the_journal(tmp_path: Path) -
             store.record(make_result(1, pages="three"))
         store.record(make_result(2))
     assert read_results(tmp_path)["doc_id"].tolist() == [f"{2:064x}"]
+
+
+def test_an_answer_with_a_lone_surrogate_is_stored_with_a_replacement_character(tmp_path: Path) -> None:
+    with Store(tmp_path, "run-a") as store:
+        store.record(make_result(1, content="broken \ud800 escape"))
+    assert read_results(tmp_path)["content"].tolist() == ["broken ? escape"]
 
 
 def test_records_from_several_threads_are_each_stored_once(tmp_path: Path) -> None:
