@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
+import os
 import random
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -86,7 +88,8 @@ async def open_session(
         forced = None if config.engine == "auto" else config.engine
         check_forced_engine(forced, model)
         run_id = new_run_id()
-        store = stack.enter_context(Store(Path(config.out), run_id))
+        # Durability comes from the fsynced journal; the flush interval only sets how many Parquet parts appear.
+        store = stack.enter_context(Store(Path(config.out), run_id, flush_seconds=30.0))
         http = await stack.enter_async_context(_http_client(config.concurrency))
         client = OpenRouterClient(http, base_url=base_url, api_key=key, referer=config.referer, title=config.title)
         dispatcher = Dispatcher(
@@ -226,3 +229,14 @@ def write_copies(session: Session, copies: Sequence[Document]) -> list[Result]:
         session.progress.add(result)
         written.append(result)
     return written
+
+
+def write_summary(out: str, summary: dict) -> Path:
+    """The run's summary as DIR/_runs/<run_id>.json (atomic), for audits and benchmarks."""
+    folder = Path(out) / "_runs"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{summary['run_id']}.json"
+    temp = target.with_suffix(".json.tmp")
+    temp.write_text(json.dumps(summary, indent=1, sort_keys=True))
+    os.replace(temp, target)
+    return target

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -59,8 +60,10 @@ async def docrouter_run(
         shard=shard,
         shards=shards,
     )
+    timings = {"flow_started": time.time()}
     api_key = None if offline else await load_api_key(key_block)
     documents = await stages.discover(config)
+    timings["discovered"] = time.time()
     progress = stderr_progress(0, budget) if show_progress else Progress(budget_usd=budget)
     async with runs.open_session(config, api_key=api_key, progress=progress) as session:
         selection = runs.select(documents, session.store.done_keys(), config)
@@ -75,8 +78,10 @@ async def docrouter_run(
         )
         await process_batches(session, selection)
         runs.write_copies(session, selection.copies)
+        timings["written"] = time.time()
         progress.maybe_print(force=True)
-        summary = run_summary(session, selection)
+        summary = run_summary(session, selection) | {"timings": timings}
+    runs.write_summary(config.out, summary)
     await publish_summary(summary)
     if session.dispatcher.fatal is not None:
         raise RunStopped(session.dispatcher.fatal)

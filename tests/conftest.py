@@ -1,0 +1,35 @@
+"""Shared fixtures: an isolated Prefect home, one Prefect test server per session, sample folders."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Before anything imports prefect: a private PREFECT_HOME, no telemetry, quiet logs.
+_HOME = tempfile.mkdtemp(prefix="docrouter-prefect-home-")
+os.environ["PREFECT_HOME"] = _HOME
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.pop("PREFECT_API_URL", None)
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="docrouter-cache-")
+os.environ.pop("OPENROUTER_API_KEY", None)
+os.environ.pop("OPENROUTER_BASE_URL", None)
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "data" / "samples"
+CORPUS = REPO.parent / "shared" / "corpus"
+
+
+@pytest.fixture(scope="session")
+def prefect_api_url() -> Iterator[str]:
+    """A real Prefect server for the session (the flow's runs, artifacts and logs land there)."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        yield str(PREFECT_API_URL.value())
