@@ -1,0 +1,288 @@
+"""POST /chat/completions: key, intake, faults, file parsing, the credit check, billing, the answer."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from docrouter.emulator import billing
+from docrouter.emulator.answers import compose, describe_image
+from docrouter.emulator.failures import DroppedResponse, gateway_failure, upstream_failure
+from docrouter.emulator.faults import GATEWAY_FAULTS, UPSTREAM_FAULTS, Faults
+from docrouter.emulator.intake import ChatRequest, FileInput, Rejection, read_chat
+from docrouter.emulator.parsing import PARSING_ENGINES, PageText, ParsedFile, ParseFailure, parse, reuse
+from docrouter.emulator.records import RequestRecord
+from docrouter.emulator.replies import Answer, completion_body, error_body, generation_data
+from docrouter.emulator.state import EmulatorState
+from docrouter.emulator.streams import streamed_answer
+
+STREAMED_ERRORS = frozenset({"5xx", "502_with_annotations", "200_error_body"})  # mid-stream when streaming
+
+
+@dataclass
+class Trace:
+    """A request's record while it is being answered."""
+
+    time: float
+    path: str
+    in_flight_at_start: int
+    status: int = 200
+    model: str | None = None
+    engine: str | None = None
+    fault: str | None = None
+    billed_usd: float = 0.0
+    ocr_pages_billed: int = 0
+    file_hashes: tuple[str, ...] = ()
+    reused_hashes: tuple[str, ...] = ()
+    generation_id: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    stream: bool = False
+    error: str | None = None
+
+    def freeze(self) -> RequestRecord:
+        return RequestRecord(**asdict(self))
+
+
+async def chat_completions(request: Request) -> Response:
+    """The endpoint: every request, whatever happens to it, ends up in the log."""
+    state: EmulatorState = request.app.state.emulator
+    trace = Trace(time=time.time(), path=request.url.path, in_flight_at_start=state.ledger.begin())
+    try:
+        response = await _handle(request, state, trace)
+    except Rejection as exc:
+        response = rejected(exc)
+        trace.status, trace.error = exc.status, exc.message
+    finally:
+        state.ledger.end()
+    if isinstance(response, DroppedResponse):
+        trace.status = 0
+    state.record(trace.freeze())
+    return response
+
+
+def rejected(exc: Rejection) -> JSONResponse:
+    """The error response for a refused request (`availability` sits beside `metadata`, as documented)."""
+    metadata = dict(exc.metadata)
+    availability = metadata.pop("availability", None)
+    body = error_body(exc.status, exc.message, error_type=exc.error_type, metadata=metadata)
+    if availability is not None:
+        body["error"]["availability"] = availability
+    return JSONResponse(body, status_code=exc.status)
+
+
+def check_key(request: Request, state: EmulatorState) -> None:
+    """`Authorization: Bearer <the emulator's key>`, else 401 as the API words it."""
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    if not header:
+        raise Rejection(401, "No auth credentials found", error_type="authentication")
+    if scheme.lower() != "bearer" or key.strip() != state.settings.api_key or state.picker.faults.fail_401:
+        raise Rejection(401, "User not found.", error_type="authentication")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, read to the end even when too large (so the client reads the 413 rather than a reset)."""
+    size, chunks = 0, []
+    async for piece in request.stream():
+        size += len(piece)
+        if size <= limit:
+            chunks.append(piece)
+        else:
+            chunks.clear()
+    if size > limit:
+        raise Rejection(
+            413,
+            f"Request payload too large: {size} bytes, over the limit of {limit} bytes",
+            error_type="payload_too_large",
+        )
+    return b"".join(chunks)
+
+
+async def _handle(request: Request, state: EmulatorState, trace: Trace) -> Response:
+    check_key(request, state)
+    faults = state.picker.faults
+    body = await read_body(request, state.settings.max_body_bytes)
+    chat = await asyncio.to_thread(read_chat, body, state.models, faults, state.settings.max_image_pixels)
+    trace.model, trace.engine, trace.stream = chat.model.id, chat.engine, chat.stream
+    trace.file_hashes = chat.hashes
+    fault = trace.fault = state.picker.pick(chat.key)
+    await asyncio.sleep(state.latency)
+    if fault == "slow" and not chat.stream:
+        await asyncio.sleep(faults.slow_seconds)
+    if fault in GATEWAY_FAULTS:
+        response = gateway_failure(fault, faults, chat.model)
+        trace.status = response.status_code
+        return response
+    files = await asyncio.to_thread(parse_files, chat, state, faults)
+    trace.reused_hashes = tuple(f.hash for f in files if f.reused)
+    return _billed(Turn(chat, files, fault, faults, state, trace))
+
+
+def parse_files(chat: ChatRequest, state: EmulatorState, faults: Faults) -> tuple[ParsedFile, ...]:
+    """Each file as the model gets it: reused from annotations, parsed by the engine, or native."""
+    engine = chat.engine or "native"
+    parsed = []
+    for file in chat.files:
+        known = chat.reusable.get(file.hash) if engine in PARSING_ENGINES else None
+        if known is not None:
+            parsed.append(reuse(engine, file.hash, str(known.get("name") or file.name), known["content"]))
+            continue
+        if engine == "cloudflare-ai" and faults.cloudflare_fails:
+            raise Rejection(400, "Failed to parse", error_type="invalid_request")
+        parsed.append(parse(engine, file.hash, file.name, _pages(file, state)))
+    return tuple(parsed)
+
+
+def _pages(file: FileInput, state: EmulatorState) -> tuple[PageText, ...]:
+    if file.data is None:  # an https URL: no network here, so say so instead of inventing content
+        return (PageText(f"[{file.url} was not downloaded: the docrouter emulator has no network access]"),)
+    try:
+        return state.pages.pages(file.hash, file.data)
+    except ParseFailure as exc:
+        raise Rejection(400, f"Failed to parse {file.name or 'the file'}: {exc}") from None
+
+
+def prompt_tokens(chat: ChatRequest, files: tuple[ParsedFile, ...]) -> int:
+    """Text at 4 characters a token, native PDF pages and images by the model family's table."""
+    model = chat.model.info
+    tokens = billing.text_tokens(chat.text_chars)
+    for file in files:
+        if file.engine == "native":
+            tokens += billing.native_pdf_tokens(model, file.pages_with_text)
+        else:
+            tokens += billing.text_tokens(sum(len(str(p.get("text", ""))) for p in file.content))
+    return tokens + sum(billing.image_tokens(model, i.width, i.height) for i in chat.images)
+
+
+@dataclass
+class Turn:
+    """One chat request being answered: what it asks, its parsed files, its fault, the shared state."""
+
+    chat: ChatRequest
+    files: tuple[ParsedFile, ...]
+    fault: str | None
+    faults: Faults
+    state: EmulatorState
+    trace: Trace
+
+    @property
+    def annotations(self) -> list[dict[str, Any]]:
+        """File annotations: only the parsing engines produce them."""
+        return [f.annotation() for f in self.files if f.engine in PARSING_ENGINES]
+
+    def charge(self, prompt_tokens: int, completion_tokens: int, ocr_pages: int) -> billing.Charge:
+        """What these counts cost on the requested model."""
+        return billing.charge(
+            self.chat.model.info,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            images=len(self.chat.images),
+            ocr_pages=ocr_pages,
+            ocr_fee=self.state.settings.ocr_fee_per_page,
+        )
+
+
+def _billed(turn: Turn) -> Response:
+    """Hold the worst case against the credits (402 if it does not fit), answer, bill what it cost."""
+    chat, ledger = turn.chat, turn.state.ledger
+    model = chat.model.info
+    tokens = prompt_tokens(chat, turn.files)
+    _check_context(chat, tokens)
+    reserved_output = chat.max_tokens or model.max_completion_tokens or 0
+    ocr_pages = sum(f.ocr_pages for f in turn.files)
+    worst = turn.charge(tokens, reserved_output, ocr_pages)
+    if not ledger.reserve(worst.total):
+        message = billing.unaffordable_message(worst, model, reserved_output, ledger.remaining_usd or 0.0)
+        raise Rejection(402, message, error_type="payment_required", provider_name=None)
+    bill = billing.parse_fee_only(model, ocr_pages, turn.state.settings.ocr_fee_per_page)
+    try:
+        response, bill = _respond(turn, tokens, bill)
+    finally:
+        ledger.settle(worst.total, bill.total)
+    turn.trace.billed_usd, turn.trace.ocr_pages_billed = bill.total, bill.ocr_pages
+    return response
+
+
+def _check_context(chat: ChatRequest, tokens: int) -> None:
+    context, output = chat.model.info.context_length, chat.max_tokens or 0
+    if context and tokens + output > context:
+        raise Rejection(
+            400,
+            f"This endpoint's maximum context length is {context} tokens. However, you requested "
+            f"about {tokens + output} tokens ({tokens} of text input, {output} in the output).",
+            error_type="context_length_exceeded",
+        )
+
+
+def _respond(turn: Turn, tokens: int, fee: billing.Charge) -> tuple[Response, billing.Charge]:
+    """The answer (or the injected failure) and what it costs; a failure after parsing costs the fee."""
+    chat, fault = turn.chat, turn.fault
+    streamed_error = chat.stream and fault in STREAMED_ERRORS
+    if fault in UPSTREAM_FAULTS and not streamed_error:
+        response = upstream_failure(fault, turn.faults, turn.state.picker, chat.model, turn.annotations)
+        turn.trace.status = response.status_code
+        return response, fee
+    sources = [f.text for f in turn.files] + [describe_image(i) for i in chat.images]
+    content, finish = compose(chat.model.id, sources or [chat.user_text], chat.max_tokens)
+    if fault == "200_finish_error":
+        content, finish = content[: len(content) // 2], "error"
+    elif fault == "empty_content" or streamed_error:
+        content = ""
+    bill = fee if streamed_error else turn.charge(tokens, billing.text_tokens(len(content)), fee.ocr_pages)
+    return _answer(turn, content, finish, bill), bill
+
+
+def _answer(turn: Turn, content: str, finish: str, bill: billing.Charge) -> Response:
+    """A 200: JSON or a stream, with X-Generation-Id; recorded for GET /generation."""
+    chat, state, trace = turn.chat, turn.state, turn.trace
+    generation_id = state.new_generation_id()
+    usage = billing.usage_body(bill, engine=chat.engine, reused=sum(f.reused for f in turn.files))
+    latency_ms = int((time.time() - trace.time) * 1000)
+    data = generation_data(
+        generation_id,
+        chat.model,
+        usage=usage,
+        finish_reason=finish,
+        streamed=chat.stream,
+        latency_ms=latency_ms,
+        media=len(chat.files) + len(chat.images),
+    )
+    state.generations.add(generation_id, data)
+    trace.generation_id = generation_id
+    trace.prompt_tokens, trace.completion_tokens = bill.prompt_tokens, bill.completion_tokens
+    if turn.fault == "drop_after_billing":
+        return DroppedResponse()
+    headers = {
+        "X-Generation-Id": generation_id,
+        "X-Provider-Name": chat.model.provider,
+        "Access-Control-Expose-Headers": "X-Generation-Id,X-Provider-Name",
+    }
+    error = _choice_error(turn)
+    answer = Answer(generation_id, chat.model, content, "error" if error else finish, turn.annotations, usage, error)
+    if chat.stream:
+        slow = turn.faults.slow_seconds if turn.fault == "slow" else 0.0
+        return streamed_answer(answer, headers=headers, slow_seconds=slow)
+    return JSONResponse(completion_body(answer), headers=headers)
+
+
+def _choice_error(turn: Turn) -> dict[str, Any] | None:
+    """The error a 200 carries: in the choice (finish_reason "error") or as a mid-stream error event."""
+    provider = turn.chat.model.provider
+    if turn.fault == "200_finish_error":
+        meta: dict[str, Any] = {"error_type": "provider_unavailable", "provider_name": provider}
+        return {"code": 502, "message": "Provider returned error", "metadata": meta}
+    if turn.fault == "5xx":
+        status = turn.state.picker.choose((500, 502, 503, 529))
+        return {"code": status, "message": "Provider returned error", "metadata": {"error_type": "server"}}
+    if turn.fault == "502_with_annotations":
+        meta = {"error_type": "provider_unavailable", "file_annotations": turn.annotations}
+        return {"code": 502, "message": "Provider returned error", "metadata": meta}
+    if turn.fault == "200_error_body":
+        return {"code": 500, "message": "Internal Server Error", "metadata": {"error_type": "server"}}
+    return None

@@ -1,0 +1,149 @@
+"""The file-parser plugin's engines: what each one honestly gets out of a PDF, and its annotation."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from pypdf import PdfReader
+
+ENGINES = ("mistral-ocr", "cloudflare-ai", "native")
+ENGINE_ALIASES = {"pdf-text": "cloudflare-ai"}  # deprecated, "automatically redirected"
+PARSING_ENGINES = frozenset({"mistral-ocr", "cloudflare-ai"})
+PARSE_BUDGET_S = 30.0  # per document: past this, remaining pages are marked instead of read
+
+
+class ParseFailure(Exception):
+    """The PDF cannot be parsed at all (encrypted, corrupt); becomes a 400 "Failed to parse"."""
+
+
+@dataclass(frozen=True)
+class PageText:
+    """The text layer of one page ("" when there is none), or why it could not be read."""
+
+    text: str
+    problem: str | None = None
+
+    @property
+    def has_text(self) -> bool:
+        return bool(self.text.strip())
+
+
+@dataclass(frozen=True)
+class ParsedFile:
+    """One file as the model receives it: the annotation content parts, and what parsing cost."""
+
+    hash: str
+    name: str
+    engine: str
+    pages: int
+    content: tuple[dict[str, Any], ...]  # [{"type": "text", "text": '<file name="...">'}, page parts...]
+    pages_with_text: tuple[bool, ...]
+    ocr_pages: int = 0  # pages billed by mistral-ocr (0 when reused or another engine)
+    reused: bool = False
+
+    @property
+    def text(self) -> str:
+        """The parsed text the model reads (the content parts after the file-name wrapper)."""
+        return "\n\n".join(str(p.get("text", "")) for p in self.content[1:] if p.get("type") == "text")
+
+    def annotation(self) -> dict[str, Any]:
+        """The documented file annotation: {"type": "file", "file": {hash, name, content}}."""
+        return {"type": "file", "file": {"hash": self.hash, "name": self.name, "content": list(self.content)}}
+
+
+def read_pages(data: bytes, *, budget_s: float = PARSE_BUDGET_S) -> tuple[PageText, ...]:
+    """The text layer of every page, read with pypdf; a page that fails is marked, not fatal."""
+    reader = open_pdf(data)
+    try:
+        count = len(reader.pages)
+    except Exception as exc:  # pypdf raises many types on broken page trees
+        raise ParseFailure(f"the page tree cannot be read ({type(exc).__name__})") from None
+    deadline = time.monotonic() + budget_s
+    pages = []
+    for index in range(count):
+        if time.monotonic() > deadline:
+            pages.append(PageText("", f"not read: the emulator's {budget_s:.0f} s parse budget ran out"))
+            continue
+        pages.append(_page_text(reader, index))
+    return tuple(pages)
+
+
+def _page_text(reader: PdfReader, index: int) -> PageText:
+    try:
+        return PageText(reader.pages[index].extract_text() or "")
+    except Exception as exc:  # real PDFs raise odd exceptions per page; the rest of the file still counts
+        return PageText("", f"the text could not be read ({type(exc).__name__})")
+
+
+def open_pdf(data: bytes) -> PdfReader:
+    """A reader for the bytes, opened with the empty password if encrypted."""
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise ParseFailure("the PDF is encrypted with a password")
+        return reader
+    except ParseFailure:
+        raise
+    except Exception as exc:  # corrupt files raise anything from PdfReadError to RecursionError
+        raise ParseFailure(f"the PDF is corrupt ({type(exc).__name__}: {str(exc)[:120]})") from None
+
+
+def wrapper_part(name: str) -> dict[str, Any]:
+    """The first content part of every annotation, as observed in live traffic."""
+    return {"type": "text", "text": f'<file name="{name}">'}
+
+
+def parse(engine: str, file_hash: str, name: str, pages: tuple[PageText, ...]) -> ParsedFile:
+    """What `engine` makes of the pages: mistral-ocr reads text layers and says which pages are images;
+    cloudflare-ai (the text-layer parser) keeps only pages with text; native keeps the file as is."""
+    parts = [wrapper_part(name)]
+    for number, page in enumerate(pages, start=1):
+        if page.problem:
+            parts.append({"type": "text", "text": f"[page {number}: {page.problem}]"})
+        elif page.has_text:
+            parts.append({"type": "text", "text": page.text.strip()})
+        elif engine == "mistral-ocr":
+            parts.append({"type": "text", "text": f"[page {number}: image without a text layer]"})
+    return ParsedFile(
+        hash=file_hash,
+        name=name,
+        engine=engine,
+        pages=len(pages),
+        content=tuple(parts),
+        pages_with_text=tuple(p.has_text for p in pages),
+        ocr_pages=len(pages) if engine == "mistral-ocr" else 0,
+    )
+
+
+def reuse(engine: str, file_hash: str, name: str, content: list[dict[str, Any]]) -> ParsedFile:
+    """A file whose parse arrived in an assistant message's annotations: nothing is parsed or billed."""
+    return ParsedFile(
+        hash=file_hash, name=name, engine=engine, pages=0, content=tuple(content), pages_with_text=(), reused=True
+    )
+
+
+class PageCache:
+    """Recently read PDFs by content hash: retries of the same file are not re-read (thread-safe)."""
+
+    def __init__(self, size: int = 32) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._pages: OrderedDict[str, tuple[PageText, ...]] = OrderedDict()
+
+    def pages(self, file_hash: str, data: bytes) -> tuple[PageText, ...]:
+        """The pages of `data` (hash `file_hash`), read once."""
+        with self._lock:
+            if file_hash in self._pages:
+                self._pages.move_to_end(file_hash)
+                return self._pages[file_hash]
+        pages = read_pages(data)
+        with self._lock:
+            self._pages[file_hash] = pages
+            while len(self._pages) > self._size:
+                self._pages.popitem(last=False)
+        return pages
