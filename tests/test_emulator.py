@@ -1,0 +1,288 @@
+"""The emulator speaks OpenRouter's protocol: the documentation's own examples and the openai client work."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from emulator_fixtures import api, data_url, emulator, image_body, image_bytes, pdf_body, text_body, text_pdf
+
+from docrouter.emulator import Emulator
+
+__all__ = ["api", "emulator"]  # fixtures
+
+requests = pytest.importorskip("requests")  # the documentation's examples use requests
+PAGE_ONE = "Bitcoin is a peer-to-peer electronic cash system. It needs no trusted third party."
+PAGE_TWO = "Transactions are hashed into an ongoing chain. The longest chain proves the sequence of events."
+
+
+@pytest.fixture
+def document_pdf(tmp_path: Path) -> Path:
+    path = tmp_path / "document.pdf"
+    path.write_bytes(text_pdf(PAGE_ONE, PAGE_TWO))
+    return path
+
+
+def test_doc_example_image_url_answers_without_downloading(emulator: Emulator) -> None:
+    # reference: guides/overview/multimodal/image-understanding.mdx "Using Image URLs", only url/key/model filled in
+    url = f"{emulator.base_url}/chat/completions"
+    headers = {"Authorization": f"Bearer {emulator.api_key}", "Content-Type": "application/json"}
+    messages = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What's in this image?"},
+                {
+                    "type": "image_url",
+                    "image_url": {
+                        "url": "https://upload.wikimedia.org/wikipedia/commons/thumb/d/dd/Gfp-wisconsin-madison-the-nature-boardwalk.jpg/2560px-Gfp-wisconsin-madison-the-nature-boardwalk.jpg"
+                    },
+                },
+            ],
+        }
+    ]
+    payload = {"model": "google/gemini-3-flash-preview", "messages": messages}
+    response = requests.post(url, headers=headers, json=payload)
+    print(response.json())
+
+    answer = response.json()["choices"][0]["message"]["content"]
+    assert response.status_code == 200
+    assert "not downloaded" in answer and "upload.wikimedia.org" in answer
+    assert response.json()["usage"]["prompt_tokens"] == 258 + 6  # Gemini: 258 per image, plus the text
+
+
+def test_doc_example_base64_image(emulator: Emulator, tmp_path: Path) -> None:
+    image_path = tmp_path / "image.jpg"
+    image_path.write_bytes(image_bytes("image/jpeg", 320, 200))
+
+    def encode_image_to_base64(image_path):
+        with open(image_path, "rb") as image_file:
+            return base64.b64encode(image_file.read()).decode("utf-8")
+
+    url = f"{emulator.base_url}/chat/completions"
+    headers = {"Authorization": f"Bearer {emulator.api_key}", "Content-Type": "application/json"}
+    base64_image = encode_image_to_base64(image_path)
+    data_url = f"data:image/jpeg;base64,{base64_image}"
+    messages = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What's in this image?"},
+                {"type": "image_url", "image_url": {"url": data_url}},
+            ],
+        }
+    ]
+    payload = {"model": "google/gemini-3-flash-preview", "messages": messages}
+    response = requests.post(url, headers=headers, json=payload)
+    print(response.json())
+
+    assert "A JPEG image of 320x200 pixels." in response.json()["choices"][0]["message"]["content"]
+
+
+def test_doc_example_pdf_with_plugins(emulator: Emulator, document_pdf: Path) -> None:
+    def encode_pdf_to_base64(pdf_path):
+        with open(pdf_path, "rb") as pdf_file:
+            return base64.b64encode(pdf_file.read()).decode("utf-8")
+
+    url = f"{emulator.base_url}/chat/completions"
+    headers = {"Authorization": f"Bearer {emulator.api_key}", "Content-Type": "application/json"}
+    pdf_path = str(document_pdf)
+    base64_pdf = encode_pdf_to_base64(pdf_path)
+    data_url = f"data:application/pdf;base64,{base64_pdf}"
+    messages = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What are the main points in this document?"},
+                {"type": "file", "file": {"filename": "document.pdf", "file_data": data_url}},
+            ],
+        }
+    ]
+    plugins = [{"id": "file-parser", "pdf": {"engine": "cloudflare-ai"}}]  # defaults to "mistral-ocr"
+    payload = {"model": "google/gemma-3-27b-it", "messages": messages, "plugins": plugins}
+    response = requests.post(url, headers=headers, json=payload)
+    print(response.json())
+
+    message = response.json()["choices"][0]["message"]
+    assert message["content"].startswith("[emulated answer by google/gemma-3-27b-it] Bitcoin is a peer-to-peer")
+    file = message["annotations"][0]["file"]
+    assert file["name"] == "document.pdf"
+    assert file["content"][0] == {"type": "text", "text": '<file name="document.pdf">'}
+    assert [part["text"] for part in file["content"][1:]] == [PAGE_ONE, PAGE_TWO]
+    assert response.json()["usage"]["file_parser"]["cost"] == 0.0  # cloudflare-ai is free
+
+
+def test_doc_example_annotations_follow_up_pays_no_second_ocr_fee(emulator: Emulator, document_pdf: Path) -> None:
+    def encode_pdf_to_base64(pdf_path):
+        with open(pdf_path, "rb") as pdf_file:
+            return base64.b64encode(pdf_file.read()).decode("utf-8")
+
+    url = f"{emulator.base_url}/chat/completions"
+    headers = {"Authorization": f"Bearer {emulator.api_key}", "Content-Type": "application/json"}
+    pdf_path = str(document_pdf)
+    base64_pdf = encode_pdf_to_base64(pdf_path)
+    data_url = f"data:application/pdf;base64,{base64_pdf}"
+    messages = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What are the main points in this document?"},
+                {"type": "file", "file": {"filename": "document.pdf", "file_data": data_url}},
+            ],
+        }
+    ]
+    payload = {"model": "google/gemma-3-27b-it", "messages": messages}
+    response = requests.post(url, headers=headers, json=payload)
+    response_data = response.json()
+    file_annotations = None
+    if response_data.get("choices") and len(response_data["choices"]) > 0:  # noqa: SIM102 (the docs' code, verbatim)
+        if "annotations" in response_data["choices"][0]["message"]:
+            file_annotations = response_data["choices"][0]["message"]["annotations"]
+    if file_annotations:
+        follow_up_messages = [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "What are the main points in this document?"},
+                    {"type": "file", "file": {"filename": "document.pdf", "file_data": data_url}},
+                ],
+            },
+            {
+                "role": "assistant",
+                "content": "The document contains information about...",
+                "annotations": file_annotations,
+            },
+            {"role": "user", "content": "Can you elaborate on the second point?"},
+        ]
+        follow_up_payload = {"model": "google/gemma-3-27b-it", "messages": follow_up_messages}
+        follow_up_response = requests.post(url, headers=headers, json=follow_up_payload)
+        print(follow_up_response.json())
+
+    first, second = emulator.records
+    assert first.engine == "mistral-ocr" and first.ocr_pages_billed == 2  # gemma has no file input: OCR
+    assert response_data["usage"]["cost_details"]["file_parser_cost"] == pytest.approx(0.004)
+    assert second.ocr_pages_billed == 0 and second.reused_hashes == first.file_hashes
+    assert follow_up_response.json()["usage"]["file_parser"] == {
+        "engine": "mistral-ocr",
+        "pages_billed": 0,
+        "cost": 0.0,
+        "files_reused": 1,
+    }
+    assert emulator.billed_usd == pytest.approx(
+        response_data["usage"]["cost"] + follow_up_response.json()["usage"]["cost"]
+    )
+
+
+def test_doc_example_pdf_url_is_not_downloaded_but_answered(emulator: Emulator) -> None:
+    headers = {"Authorization": f"Bearer {emulator.api_key}", "Content-Type": "application/json"}
+    messages = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What are the main points in this document?"},
+                {"type": "file", "file": {"filename": "document.pdf", "file_data": "https://bitcoin.org/bitcoin.pdf"}},
+            ],
+        }
+    ]
+    plugins = [{"id": "file-parser", "pdf": {"engine": "mistral-ocr"}}]
+    payload = {"model": "anthropic/claude-sonnet-4", "messages": messages, "plugins": plugins}
+    response = requests.post(f"{emulator.base_url}/chat/completions", headers=headers, json=payload)
+
+    text = response.json()["choices"][0]["message"]["annotations"][0]["file"]["content"][1]["text"]
+    assert "https://bitcoin.org/bitcoin.pdf was not downloaded" in text
+
+
+def test_openai_client_completes_and_reports_usage(emulator: Emulator) -> None:
+    with openai.OpenAI(base_url=emulator.base_url, api_key=emulator.api_key, max_retries=0) as client:
+        completion = client.chat.completions.create(
+            model="anthropic/claude-haiku-4.5",
+            messages=[{"role": "user", "content": "Hello there. How are you?"}],
+            max_tokens=50,
+        )
+    assert completion.id.startswith("gen-")
+    assert (
+        completion.choices[0].message.content
+        == "[emulated answer by anthropic/claude-haiku-4.5] Hello there. How are you?"
+    )
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.usage is not None and completion.usage.prompt_tokens == 7
+    assert completion.model_extra["provider"] == "Anthropic"
+
+
+def test_openai_client_streams_with_processing_comments_and_a_usage_chunk(emulator: Emulator) -> None:
+    with openai.OpenAI(base_url=emulator.base_url, api_key=emulator.api_key, max_retries=0) as client:
+        stream = client.chat.completions.create(
+            model="openai/gpt-4o-mini",
+            messages=[{"role": "user", "content": "Stream this sentence. And this one."}],
+            max_tokens=100,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "[emulated answer by openai/gpt-4o-mini] Stream this sentence. And this one."
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
+    assert chunks[-1].choices == [] and chunks[-1].usage is not None
+    assert chunks[-1].usage.model_extra["cost"] == pytest.approx(emulator.billed_usd)
+
+
+def test_raw_stream_starts_with_an_openrouter_processing_comment(api: httpx.Client) -> None:
+    with api.stream("POST", "/chat/completions", json={**text_body("Hi."), "stream": True}) as response:
+        lines = [line for line in response.iter_lines() if line]
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert lines[0] == ": OPENROUTER PROCESSING"
+    assert lines[-1] == "data: [DONE]"
+    assert "usage" in json.loads(lines[-2].removeprefix("data: "))
+
+
+def test_response_has_the_full_documented_shape(api: httpx.Client) -> None:
+    response = api.post("/chat/completions", json=text_body("One. Two."))
+    body = response.json()
+    assert response.headers["x-generation-id"] == body["id"]
+    assert set(body) >= {"id", "provider", "model", "object", "created", "choices", "usage"}
+    assert set(body["choices"][0]) >= {"finish_reason", "native_finish_reason", "index", "message", "logprobs"}
+    assert set(body["choices"][0]["message"]) >= {"role", "content", "refusal", "reasoning", "annotations"}
+    assert set(body["usage"]) >= {"prompt_tokens", "completion_tokens", "total_tokens", "cost", "cost_details"}
+    assert body["id"].count("-") == 2 and len(body["id"].split("-")[2]) == 20
+
+
+def test_answers_are_deterministic(api: httpx.Client) -> None:
+    body = pdf_body(text_pdf(PAGE_ONE), model="openai/gpt-4o-mini", engine="cloudflare-ai")
+    first, second = (api.post("/chat/completions", json=body).json() for _ in range(2))
+    assert first["choices"][0]["message"] == second["choices"][0]["message"]
+    assert first["usage"] == second["usage"]
+
+
+def test_max_tokens_truncates_with_finish_reason_length(api: httpx.Client) -> None:
+    body = pdf_body(text_pdf(PAGE_ONE), model="openai/gpt-4o-mini", engine="cloudflare-ai", max_tokens=5)
+    result = api.post("/chat/completions", json=body).json()
+    assert result["choices"][0]["finish_reason"] == "length"
+    assert len(result["choices"][0]["message"]["content"]) == 20
+    assert result["usage"]["completion_tokens"] == 5
+
+
+def test_v1_prefix_serves_the_same_api(emulator: Emulator) -> None:
+    headers = {"Authorization": f"Bearer {emulator.api_key}"}
+    response = httpx.post(f"{emulator.root_url}/v1/chat/completions", json=text_body(), headers=headers)
+    assert response.status_code == 200 and response.json()["choices"][0]["message"]["content"]
+
+
+def test_unknown_path_answers_json_404(api: httpx.Client) -> None:
+    response = api.get("/nope")
+    assert response.status_code == 404 and response.json()["error"]["code"] == 404
+
+
+def test_data_url_with_an_image_in_a_file_part_is_rejected(api: httpx.Client) -> None:
+    part = {"type": "file", "file": {"filename": "x.png", "file_data": data_url("image/png", image_bytes())}}
+    body = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": [part]}]}
+    response = api.post("/chat/completions", json=body)
+    assert response.status_code == 400 and "must be PDFs" in response.json()["error"]["message"]
+
+
+def test_image_url_request_body_helper_round_trips(api: httpx.Client) -> None:
+    response = api.post("/chat/completions", json=image_body(data_url("image/webp", image_bytes("image/webp", 30, 20))))
+    assert "A WEBP image of 30x20 pixels." in response.json()["choices"][0]["message"]["content"]
