@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from pathlib import Path
 
 import httpx
@@ -286,3 +287,72 @@ def test_data_url_with_an_image_in_a_file_part_is_rejected(api: httpx.Client) ->
 def test_image_url_request_body_helper_round_trips(api: httpx.Client) -> None:
     response = api.post("/chat/completions", json=image_body(data_url("image/webp", image_bytes("image/webp", 30, 20))))
     assert "A WEBP image of 30x20 pixels." in response.json()["choices"][0]["message"]["content"]
+
+
+def test_models_are_paginated_with_decimal_string_prices(emulator: Emulator) -> None:
+    pages, url = [], f"{emulator.root_url}/api/v1/models?limit=5"
+    while url:
+        pages.append(httpx.get(url).json())
+        following = pages[-1]["links"]["next"]
+        url = f"{emulator.root_url}{following}" if following else ""
+    models = [m for page in pages for m in page["data"]]
+    assert [len(p["data"]) for p in pages] == [5, 5, 2] and pages[0]["total_count"] == 12
+    assert all(isinstance(v, str) for m in models for v in m["pricing"].values())
+    assert "file" in next(m for m in models if m["id"] == "openai/gpt-4o-mini")["architecture"]["input_modalities"]
+    served = {m["id"] for m in models}
+    snapshot = {m["id"] for m in json.loads((Path(__file__).parents[1] / "data" / "models.json").read_text())["data"]}
+    assert snapshot <= served and len(served) == 12
+
+
+def test_models_filter_by_input_modalities(emulator: Emulator) -> None:
+    models = httpx.get(f"{emulator.base_url}/models", params={"input_modalities": "file"}).json()["data"]
+    assert models and all("file" in m["architecture"]["input_modalities"] for m in models)
+
+
+@pytest.mark.parametrize(
+    ("header", "message"), [(None, "No auth credentials found"), ("Bearer sk-or-v1-wrong", "User not found.")]
+)
+def test_requests_without_the_key_are_401(emulator: Emulator, header: str | None, message: str) -> None:
+    headers = {"Authorization": header} if header else {}
+    response = httpx.post(f"{emulator.base_url}/chat/completions", json=text_body(), headers=headers)
+    assert response.status_code == 401 and response.json()["error"]["message"] == message
+    assert httpx.get(f"{emulator.base_url}/key", headers=headers).status_code == 401
+
+
+def test_generation_reports_the_calls_total_cost(api: httpx.Client) -> None:
+    answer = api.post("/chat/completions", json=text_body("Cost me.")).json()
+    data = api.get("/generation", params={"id": answer["id"]}).json()["data"]
+    assert data["id"] == answer["id"] and data["total_cost"] == answer["usage"]["cost"]
+    assert data["tokens_prompt"] == answer["usage"]["prompt_tokens"] and data["provider_name"] == "OpenAI"
+    assert api.get("/generation", params={"id": "gen-0-unknown"}).status_code == 404
+
+
+def test_key_auth_key_and_credits_report_the_balance() -> None:
+    with Emulator(credits_usd=2.0) as emu, httpx.Client(base_url=emu.base_url) as client:
+        client.headers["Authorization"] = f"Bearer {emu.api_key}"
+        client.post("/chat/completions", json=text_body())
+        key = client.get("/key").json()["data"]
+        legacy = client.get("/auth/key").json()["data"]
+        credits = client.get("/credits").json()["data"]
+    assert key["limit"] == 2.0 and key["limit_remaining"] == pytest.approx(2.0 - emu.billed_usd)
+    assert key["usage"] == pytest.approx(emu.billed_usd) and emu.api_key not in json.dumps(key)
+    assert set(legacy) == {"label", "usage", "limit", "limit_remaining", "is_free_tier", "rate_limit"}
+    assert credits == {"total_credits": 2.0, "total_usage": emu.billed_usd}
+
+
+def test_stop_closes_the_port_and_ends_the_thread() -> None:
+    emu = Emulator().start()
+    base_url = emu.base_url
+    emu.stop()
+    emu.stop()  # twice is harmless
+    assert not [t for t in threading.enumerate() if t.name == "docrouter-emulator"]
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{base_url}/models")
+
+
+def test_image_detail_is_accepted_or_rejected_by_the_documented_enum(api: httpx.Client) -> None:
+    body = image_body(data_url("image/png", image_bytes()))
+    body["messages"][0]["content"][1]["image_url"]["detail"] = "low"
+    assert api.post("/chat/completions", json=body).status_code == 200
+    body["messages"][0]["content"][1]["image_url"]["detail"] = "ultra"
+    assert api.post("/chat/completions", json=body).status_code == 400

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import math
 
 import httpx
@@ -226,3 +227,10 @@ def test_image_size_reads_headers_of_every_format(mime: str, options: dict) -> N
     Image.new(mode, (123, 45), (10, 20, 30, 128)[: len(mode)]).save(out, mime.split("/")[1].upper(), **options)
     assert sniff_mime(out.getvalue()) == mime
     assert image_size(out.getvalue(), mime) == (123, 45)
+
+
+def test_text_with_lone_surrogates_is_answered_as_valid_utf8(api: httpx.Client) -> None:
+    raw = json.dumps(text_body("Broken font map: \udb62 here.")).encode()  # JSON escapes the lone surrogate
+    response = api.post("/chat/completions", content=raw, headers={"Content-Type": "application/json"})
+    assert response.status_code == 200
+    assert "Broken font map: ? here." in response.json()["choices"][0]["message"]["content"]

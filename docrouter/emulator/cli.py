@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 import threading
@@ -68,6 +69,7 @@ def run_emulator(args: argparse.Namespace) -> int:
     )
     if not args.quiet:
         emulator.state.on_record = _print_record
+    logging.getLogger("pypdf").setLevel(logging.ERROR)  # real PDFs make pypdf chatty; this process is ours
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -11,7 +11,7 @@ from docrouter.emulator import media
 from docrouter.emulator.billing import URL_IMAGE_SIZE
 from docrouter.emulator.faults import Faults
 from docrouter.emulator.models import EmulatedModel
-from docrouter.emulator.parsing import ENGINE_ALIASES, ENGINES
+from docrouter.emulator.parsing import ENGINE_ALIASES, ENGINES, clean_text
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 DETAILS = frozenset({"auto", "low", "high", "original"})
@@ -165,9 +165,10 @@ def _gather(message: Any, index: int, into: _Gathered, max_pixels: int) -> None:
 def _gather_part(part: Any, where: str, role: str, into: _Gathered, max_pixels: int) -> None:
     kind = part.get("type") if isinstance(part, dict) else None
     if kind == "text" and isinstance(part.get("text"), str):
-        into.texts.append(part["text"])
+        text = clean_text(part["text"])  # JSON may carry lone surrogates; answers must encode as UTF-8
+        into.texts.append(text)
         if role == "user":
-            into.user_texts.append(part["text"])
+            into.user_texts.append(text)
     elif kind == "image_url":
         into.images.append(read_image(part.get("image_url"), where, max_pixels))
     elif kind == "file":
@@ -222,7 +223,7 @@ def read_file(file: Any, where: str) -> FileInput:
     """A file part: a PDF data URL whose bytes are a PDF, or an https URL (not downloaded: no network)."""
     if not isinstance(file, dict):
         raise Rejection(400, f"{where}: a file part needs a `file` object")
-    name = str(file.get("filename") or "")
+    name = clean_text(str(file.get("filename") or ""))
     file_data = file.get("file_data")
     if file.get("file_id") and not file_data:
         raise Rejection(400, f"{where}: file_id (the Files API) is not supported by the docrouter emulator")

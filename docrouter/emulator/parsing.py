@@ -73,9 +73,14 @@ def read_pages(data: bytes, *, budget_s: float = PARSE_BUDGET_S) -> tuple[PageTe
     return tuple(pages)
 
 
+def clean_text(text: str) -> str:
+    """Text safe to send as UTF-8 JSON: pypdf can return lone surrogates from broken font maps."""
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
 def _page_text(reader: PdfReader, index: int) -> PageText:
     try:
-        return PageText(reader.pages[index].extract_text() or "")
+        return PageText(clean_text(reader.pages[index].extract_text() or ""))
     except Exception as exc:  # real PDFs raise odd exceptions per page; the rest of the file still counts
         return PageText("", f"the text could not be read ({type(exc).__name__})")
 
@@ -122,8 +127,13 @@ def parse(engine: str, file_hash: str, name: str, pages: tuple[PageText, ...]) -
 
 def reuse(engine: str, file_hash: str, name: str, content: list[dict[str, Any]]) -> ParsedFile:
     """A file whose parse arrived in an assistant message's annotations: nothing is parsed or billed."""
+    parts = tuple(
+        {**part, "text": clean_text(part["text"])} if isinstance(part.get("text"), str) else part
+        for part in content
+        if isinstance(part, dict)
+    )
     return ParsedFile(
-        hash=file_hash, name=name, engine=engine, pages=0, content=tuple(content), pages_with_text=(), reused=True
+        hash=file_hash, name=clean_text(name), engine=engine, pages=0, content=parts, pages_with_text=(), reused=True
     )
 
 
