@@ -86,6 +86,15 @@ def test_process_prints_base_url_and_key_serves_and_stops_on_ctrl_c(
     assert process.returncode == 0 and "stopped" in rest
 
 
+def test_sigterm_stops_the_process_cleanly(emulator_process: tuple[subprocess.Popen[str], Output]) -> None:
+    process, output = emulator_process
+    for _ in range(3):
+        output.line()
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=20)
+    assert process.returncode == 0 and "stopped" in output.rest()
+
+
 def test_bad_fault_flag_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main_emulator(["--fault", "teapot=1"]) == 2
     assert "unknown fault" in capsys.readouterr().err

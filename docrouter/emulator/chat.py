@@ -239,10 +239,29 @@ def _respond(turn: Turn, tokens: int, fee: billing.Charge) -> tuple[Response, bi
 
 
 def _answer(turn: Turn, content: str, finish: str, bill: billing.Charge) -> Response:
-    """A 200: JSON or a stream, with X-Generation-Id; recorded for GET /generation."""
+    """A 200: JSON or a stream, with X-Generation-Id (or the connection drops after billing)."""
+    chat = turn.chat
+    error = _choice_error(turn)
+    usage = billing.usage_body(bill, engine=chat.engine, reused=sum(f.reused for f in turn.files))
+    generation_id = _remember(turn, "error" if error else finish, usage, bill)
+    if turn.fault == "drop_after_billing":
+        return DroppedResponse()
+    headers = {
+        "X-Generation-Id": generation_id,
+        "X-Provider-Name": chat.model.provider,
+        "Access-Control-Expose-Headers": "X-Generation-Id,X-Provider-Name",
+    }
+    answer = Answer(generation_id, chat.model, content, "error" if error else finish, turn.annotations, usage, error)
+    if chat.stream:
+        slow = turn.faults.slow_seconds if turn.fault == "slow" else 0.0
+        return streamed_answer(answer, headers=headers, slow_seconds=slow)
+    return JSONResponse(completion_body(answer), headers=headers)
+
+
+def _remember(turn: Turn, finish: str, usage: dict[str, Any], bill: billing.Charge) -> str:
+    """A new generation id, stored for GET /generation and noted in the request's record."""
     chat, state, trace = turn.chat, turn.state, turn.trace
     generation_id = state.new_generation_id()
-    usage = billing.usage_body(bill, engine=chat.engine, reused=sum(f.reused for f in turn.files))
     latency_ms = int((time.time() - trace.time) * 1000)
     data = generation_data(
         generation_id,
@@ -256,19 +275,7 @@ def _answer(turn: Turn, content: str, finish: str, bill: billing.Charge) -> Resp
     state.generations.add(generation_id, data)
     trace.generation_id = generation_id
     trace.prompt_tokens, trace.completion_tokens = bill.prompt_tokens, bill.completion_tokens
-    if turn.fault == "drop_after_billing":
-        return DroppedResponse()
-    headers = {
-        "X-Generation-Id": generation_id,
-        "X-Provider-Name": chat.model.provider,
-        "Access-Control-Expose-Headers": "X-Generation-Id,X-Provider-Name",
-    }
-    error = _choice_error(turn)
-    answer = Answer(generation_id, chat.model, content, "error" if error else finish, turn.annotations, usage, error)
-    if chat.stream:
-        slow = turn.faults.slow_seconds if turn.fault == "slow" else 0.0
-        return streamed_answer(answer, headers=headers, slow_seconds=slow)
-    return JSONResponse(completion_body(answer), headers=headers)
+    return generation_id
 
 
 def _choice_error(turn: Turn) -> dict[str, Any] | None:

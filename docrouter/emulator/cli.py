@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import sys
@@ -49,15 +50,10 @@ def _print_record(record: RequestRecord) -> None:
     print(f"{record.status} {record.path} {details}{cost}".rstrip(), flush=True)
 
 
-def run_emulator(args: argparse.Namespace) -> int:
-    """Serve until interrupted; prints the base URL and the key it accepts first."""
-    try:
-        faults = faults_from_flags(args.fault)
-    except ValueError as exc:
-        print(f"docrouter emulator: error: {exc}", file=sys.stderr)
-        return 2
-    emulator = Emulator(
-        faults=faults,
+def emulator_from(args: argparse.Namespace) -> Emulator:
+    """An Emulator configured by the parsed flags (ValueError for a bad --fault)."""
+    return Emulator(
+        faults=faults_from_flags(args.fault),
         latency=args.latency,
         api_key=args.key,
         credits_usd=args.credits,
@@ -67,6 +63,15 @@ def run_emulator(args: argparse.Namespace) -> int:
         port=args.port,
         ocr_fee_per_page=args.ocr_fee,
     )
+
+
+def run_emulator(args: argparse.Namespace) -> int:
+    """Serve until interrupted (Ctrl-C or SIGTERM); prints the base URL and the key it accepts first."""
+    try:
+        emulator = emulator_from(args)
+    except ValueError as exc:
+        print(f"docrouter emulator: error: {exc}", file=sys.stderr)
+        return 2
     if not args.quiet:
         emulator.state.on_record = _print_record
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # real PDFs make pypdf chatty; this process is ours
@@ -77,15 +82,13 @@ def run_emulator(args: argparse.Namespace) -> int:
         print(f"OPENROUTER_BASE_URL={emulator.base_url}", flush=True)
         print(f"OPENROUTER_API_KEY={emulator.api_key}", flush=True)
         print(
-            f"docrouter emulator: an emulated OpenRouter API (made-up key, no network); "
+            "docrouter emulator: an emulated OpenRouter API (made-up key, no network); "
             f"stats at {emulator.root_url}/_emulator/stats; Ctrl-C stops it",
             flush=True,
         )
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             while not stop.wait(0.5):
                 pass
-        except KeyboardInterrupt:
-            pass
     print(f"docrouter emulator: stopped; billed ${emulator.billed_usd:.6f} in total", flush=True)
     return 0
 
