@@ -356,3 +356,10 @@ def test_image_detail_is_accepted_or_rejected_by_the_documented_enum(api: httpx.
     assert api.post("/chat/completions", json=body).status_code == 200
     body["messages"][0]["content"][1]["image_url"]["detail"] = "ultra"
     assert api.post("/chat/completions", json=body).status_code == 400
+
+
+def test_catalogue_can_be_exactly_the_snapshot() -> None:
+    with Emulator(doc_models=False) as emu:
+        served = httpx.get(f"{emu.base_url}/models").json()
+    snapshot = json.loads((Path(__file__).parents[1] / "data" / "models.json").read_text())
+    assert served["data"] == snapshot["data"] and served["total_count"] == len(snapshot["data"])

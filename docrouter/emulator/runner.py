@@ -70,6 +70,7 @@ class Emulator:
         ocr_fee_per_page: float | None = None,
         max_body_bytes: int | None = None,
         max_image_pixels: int | None = None,
+        doc_models: bool = True,
     ) -> None:
         settings = Settings(api_key=api_key)
         if ocr_fee_per_page is not None:
@@ -78,7 +79,8 @@ class Emulator:
             settings = dataclasses.replace(settings, max_body_bytes=max_body_bytes)
         if max_image_pixels is not None:
             settings = dataclasses.replace(settings, max_image_pixels=max_image_pixels)
-        models = load_models(Path(models_path) if models_path else None)
+        # doc_models: also serve the three models OpenRouter's documentation examples name
+        models = load_models(Path(models_path) if models_path else None, with_doc_models=doc_models)
         self.state = EmulatorState(
             settings, models, faults=faults or Faults(), latency=latency, credits_usd=credits_usd, seed=seed
         )
