@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import struct
+import time
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from docrouter.documents import DocumentKind
+from PIL import Image
+
+from docrouter.documents import Document, DocumentKind
+from docrouter.errors import Corrupt, DocumentError, Empty, TooLarge, Unsupported
+from docrouter.pagelabels import choose_sample, label_page, label_unread, labels_by_look
+from docrouter.pdfreading import PAGE_FAILURES, OpenedPdf, extract_text, open_pdf, page_text, pypdf_messages
+from docrouter.pdfscan import FormCache, PageScan, scan_page
+from docrouter.textquality import TextQuality, measure_text
+
+__all__ = ["PAGE_LABELS", "NEEDS_READING", "Inspection", "extract_text", "inspect_document", "inspect_image"]
 
 # Per-page labels (reference/pdf-heuristics.md §3.3).
 PAGE_LABELS = (
@@ -19,6 +32,8 @@ PAGE_LABELS = (
     "unsampled",  # only the raw operator scan saw it, and it looked like text
 )
 NEEDS_READING = frozenset({"ocr-poor", "garbled", "image-only", "vector"})
+USABLE = frozenset({"text", "text-degraded", "ocr-good", "unsampled"})  # pages whose text layer can be sent
+IMAGE_FORMATS = frozenset({"PNG", "JPEG", "WEBP", "GIF"})
 
 
 @dataclass(frozen=True)
@@ -49,3 +64,137 @@ class Inspection:
     @property
     def needs_ocr(self) -> bool:
         return bool(self.ocr_pages)
+
+
+def inspect_document(doc: Document, *, sample_pages: int = 10, time_budget_s: float = 20.0) -> Inspection:
+    """What reading `doc` needs; never raises for a bad file (the Inspection carries error_type/message).
+
+    PDFs follow pdf-heuristics.md §3.3: open with the empty password, a raw operator scan of every page,
+    text metrics of `sample_pages` evenly spaced pages plus the suspicious ones, per-page labels, a verdict.
+    Past `time_budget_s` the remaining pages are labelled from what was seen (never extracted). Images: the
+    header only (format, size, frames).
+    """
+    kind: DocumentKind = doc.kind or ("image" if doc.mime_type.startswith("image/") else "pdf")
+    try:
+        if doc.kind is None:
+            raise Unsupported(f"{doc.mime_type} is not a PDF, PNG, JPEG, WebP or GIF; convert it to one of those")
+        if doc.size_bytes == 0:
+            raise Empty("the file is empty (0 bytes)")
+        if doc.kind == "image":
+            return inspect_image(doc)
+        return inspect_pdf(doc, sample_pages=sample_pages, deadline=time.monotonic() + time_budget_s)
+    except DocumentError as exc:
+        return Inspection(doc_id=doc.doc_id, kind=kind, error_type=exc.error_type, error_message=exc.message)
+    except MemoryError:
+        message = "reading this file needed more memory than allowed; split or compress it"
+        return Inspection(doc_id=doc.doc_id, kind=kind, error_type="too_large", error_message=message)
+    except RecursionError:
+        message = "the file's structure nests too deeply to read (likely damaged); re-export or repair it"
+        return Inspection(doc_id=doc.doc_id, kind=kind, error_type="corrupt", error_message=message)
+
+
+def inspect_image(doc: Document) -> Inspection:
+    """Format, size and frames from the image header (pixels are never decoded)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # images.py decides on size
+            with Image.open(doc.path) as image:
+                fmt, (width, height) = image.format, image.size
+                frames = int(getattr(image, "n_frames", 1))
+    except Image.DecompressionBombError as exc:
+        raise TooLarge(f"{exc}; downscale the image before sending it") from exc
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:  # what Pillow raises on bad bytes
+        raise Corrupt(f"cannot read this image ({type(exc).__name__}: {exc}); re-save it from an editor") from exc
+    if fmt not in IMAGE_FORMATS:
+        raise Unsupported(f"{fmt} images are not accepted; convert it to PNG or JPEG")
+    return Inspection(
+        doc_id=doc.doc_id,
+        kind="image",
+        pages=1,
+        verdict="image",
+        image_format=fmt,
+        width=width,
+        height=height,
+        frames=frames,
+    )
+
+
+def inspect_pdf(doc: Document, *, sample_pages: int, deadline: float) -> Inspection:
+    """Stages 0-3 of pdf-heuristics.md §3.3; raises DocumentError when the file cannot be used."""
+    with pypdf_messages():
+        opened = open_pdf(doc.path)
+        scans = _scan_pages(opened, deadline=time.monotonic() + (deadline - time.monotonic()) / 2)
+        qualities = _measure_pages(opened, choose_sample(scans, sample_pages), deadline)
+    errors = [s.error for s in scans if s is not None and s.error is not None]
+    if len(errors) == opened.pages:
+        raise Corrupt(f"none of the {opened.pages} pages can be read ({errors[0]}); the file is damaged")
+    labels = _label_pages(scans, qualities)
+    return Inspection(
+        doc_id=doc.doc_id,
+        kind="pdf",
+        pages=opened.pages,
+        producer=opened.producer,
+        encrypted=opened.encrypted,
+        repaired=opened.repaired,
+        page_labels=labels,
+        ocr_pages=tuple(i for i, label in enumerate(labels) if label in NEEDS_READING),
+        text_chars=_text_chars(labels, qualities),
+        verdict=_verdict(labels),
+    )
+
+
+def _scan_pages(opened: OpenedPdf, *, deadline: float) -> list[PageScan | None]:
+    """The raw scan of every page (None for pages past the deadline); a page that fails records why."""
+    forms = FormCache()
+    scans: list[PageScan | None] = []
+    for index in range(opened.pages):
+        if time.monotonic() > deadline:
+            scans.extend([None] * (opened.pages - index))
+            break
+        try:
+            scans.append(scan_page(opened.reader.pages[index], forms))
+        except PAGE_FAILURES as exc:
+            scans.append(PageScan(error=f"{type(exc).__name__}: {exc}"[:300]))
+    return scans
+
+
+def _measure_pages(opened: OpenedPdf, sample: Sequence[int], deadline: float) -> dict[int, TextQuality | None]:
+    """Text metrics of the sampled pages (None: extraction failed) until the deadline."""
+    measured: dict[int, TextQuality | None] = {}
+    for index in sample:
+        if time.monotonic() > deadline:
+            break
+        try:
+            measured[index] = measure_text(page_text(opened.reader, index))
+        except PAGE_FAILURES:
+            measured[index] = None
+    return measured
+
+
+def _label_pages(scans: Sequence[PageScan | None], qualities: dict[int, TextQuality | None]) -> tuple[str, ...]:
+    """One label per page: measured pages by their text, the others by their operators and their likes."""
+    measured = {}
+    for index, quality in qualities.items():
+        scan = scans[index]
+        assert scan is not None  # only scanned pages are sampled
+        measured[index] = label_page(scan, quality) if quality is not None else "garbled"
+    like = labels_by_look(scans, measured)
+    return tuple(measured.get(i) or label_unread(scan, like) for i, scan in enumerate(scans))
+
+
+def _text_chars(labels: Sequence[str], qualities: dict[int, TextQuality | None]) -> int:
+    """Mean characters of the sampled usable pages times the number of usable pages."""
+    lengths = [q.length for i, q in qualities.items() if q is not None and labels[i] in USABLE]
+    usable = sum(label in USABLE for label in labels)
+    return round(sum(lengths) / len(lengths) * usable) if lengths else 0
+
+
+def _verdict(labels: Sequence[str]) -> str:
+    """text (nothing needs reading), scan (every non-blank page does), mixed, or blank."""
+    inked = [label for label in labels if label != "blank"]
+    if not inked:
+        return "blank"
+    needs = sum(label in NEEDS_READING for label in inked)
+    if needs == 0:
+        return "text"
+    return "scan" if needs == len(inked) else "mixed"
