@@ -22,9 +22,11 @@ from prefect.runtime import flow_run as current_run
 
 from docrouter.config import DEFAULT_MODEL, DEFAULT_PROMPT, RunConfig
 from flows.backfill_report import (
+    PAGE,
     ShardRun,
     backfill_summary,
     child_run_ids,
+    pages,
     publish_backfill_summary,
     read_backfill_rows,
     shard_budgets,
@@ -154,9 +156,11 @@ async def wait_for_shards(
 
 
 async def read_runs(client: PrefectClient, ids: list[UUID]) -> list[FlowRun]:
-    """The flow runs `ids`, in that order."""
-    found = await client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)))
-    by_id = {run.id: run for run in found}
+    """The flow runs `ids`, in that order (read by pages: the API answers at most PAGE rows per call)."""
+    by_id: dict[UUID, FlowRun] = {}
+    for page in pages(ids):
+        found = await client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=page)), limit=PAGE)
+        by_id |= {run.id: run for run in found}
     return [by_id[i] for i in ids]
 
 

@@ -19,6 +19,7 @@ from docrouter.store import read_results
 
 ROW_COLUMNS = ["run_id", "path", "status", "engine", "error_type", "error_message", "cost_usd"]
 TOP_FAILURES = 5
+PAGE = 200  # PREFECT_SERVER_API_DEFAULT_LIMIT: the most rows one filter call returns
 # flows/reporting.py describes each run's summary artifact as "run <docrouter run id>".
 _RUN_DESCRIPTION = re.compile(r"^run (\S+)$")
 
@@ -50,25 +51,31 @@ def shard_budgets(budget: float | None, shards: int) -> list[float | None]:
 
 async def child_run_ids(client: PrefectClient, flow_run_ids: Sequence[UUID]) -> dict[UUID, str]:
     """Which docrouter run id each child wrote under, read from its summary artifact (absent if it never got there)."""
-    artifacts = await client.read_artifacts(
-        artifact_filter=ArtifactFilter(
-            key=ArtifactFilterKey(any_=["docrouter-summary"]),
-            flow_run_id=ArtifactFilterFlowRunId(any_=list(flow_run_ids)),
-        )
-    )
     found: dict[UUID, str] = {}
-    for artifact in artifacts:
-        match = _RUN_DESCRIPTION.match(artifact.description or "")
-        if match and artifact.flow_run_id is not None:
-            found[artifact.flow_run_id] = match.group(1)
+    for page in pages(flow_run_ids):
+        artifacts = await client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["docrouter-summary"]), flow_run_id=ArtifactFilterFlowRunId(any_=page)
+            ),
+            limit=PAGE,
+        )
+        for artifact in artifacts:
+            match = _RUN_DESCRIPTION.match(artifact.description or "")
+            if match and artifact.flow_run_id is not None:
+                found[artifact.flow_run_id] = match.group(1)
     return found
+
+
+def pages(ids: Sequence[UUID]) -> list[list[UUID]]:
+    """`ids` in chunks the API serves in one call; an explicit limit also keeps newer FastAPI from refusing null."""
+    return [list(ids[i : i + PAGE]) for i in range(0, len(ids), PAGE)]
 
 
 def read_backfill_rows(out: str, run_ids: Sequence[str]) -> pd.DataFrame:
     """The result rows the given runs wrote under `out` (only the columns the summary needs)."""
     if not run_ids or not Path(out).is_dir():
         return pd.DataFrame({column: pd.Series(dtype=object) for column in ROW_COLUMNS})
-    rows = read_results(Path(out))
+    rows = read_results(Path(out), columns=ROW_COLUMNS)
     return rows.loc[rows["run_id"].isin(list(run_ids)), ROW_COLUMNS].reset_index(drop=True)
 
 
