@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+import functools
 import struct
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from PIL import Image
 
 from docrouter.documents import Document, DocumentKind
 from docrouter.errors import Corrupt, DocumentError, Empty, TooLarge, Unsupported
+from docrouter.isolation import Failure, run_isolated
 from docrouter.pagelabels import choose_sample, label_page, label_unread, labels_by_look
 from docrouter.pdfreading import PAGE_FAILURES, OpenedPdf, extract_text, open_pdf, page_text, pypdf_messages
 from docrouter.pdfscan import FormCache, PageScan, scan_page
 from docrouter.textquality import TextQuality, measure_text
 
-__all__ = ["PAGE_LABELS", "NEEDS_READING", "Inspection", "extract_text", "inspect_document", "inspect_image"]
+__all__ = [
+    "PAGE_LABELS",
+    "NEEDS_READING",
+    "Inspection",
+    "extract_text",
+    "inspect_document",
+    "inspect_image",
+    "inspect_isolated",
+]
 
 # Per-page labels (reference/pdf-heuristics.md §3.3).
 PAGE_LABELS = (
@@ -91,6 +101,38 @@ def inspect_document(doc: Document, *, sample_pages: int = 10, time_budget_s: fl
     except RecursionError:
         message = "the file's structure nests too deeply to read (likely damaged); re-export or repair it"
         return Inspection(doc_id=doc.doc_id, kind=kind, error_type="corrupt", error_message=message)
+
+
+def inspect_isolated(
+    docs: Iterable[Document],
+    *,
+    workers: int = 2,
+    timeout_s: float = 30.0,
+    memory_mb: int = 1024,
+    sample_pages: int = 10,
+) -> Iterator[tuple[Document, Inspection]]:
+    """(document, inspection) for every document, in input order, each inspected in a worker process.
+
+    The very Document objects passed in come back, paired with their Inspection. A file that takes longer
+    than `timeout_s` gets error_type "timeout"; one that needs more than `memory_mb` gets "too_large"; a
+    worker that dies on a file gives "corrupt". Workers are reused across files.
+    """
+    inspect = functools.partial(inspect_document, sample_pages=sample_pages, time_budget_s=timeout_s * 0.6)
+    for doc, outcome in run_isolated(inspect, docs, workers=workers, timeout_s=timeout_s, memory_mb=memory_mb):
+        yield doc, outcome if isinstance(outcome, Inspection) else _failed(doc, outcome)
+
+
+def _failed(doc: Document, failure: Failure) -> Inspection:
+    """The Inspection for a file whose worker had to be stopped."""
+    kind: DocumentKind = doc.kind or "pdf"
+    if failure.kind == "timeout":
+        message = f"inspection {failure.message}; the file is very large or malformed: split or re-save it"
+        return Inspection(doc_id=doc.doc_id, kind=kind, error_type="timeout", error_message=message)
+    if failure.kind == "memory":
+        message = f"inspection {failure.message}; split or compress the file"
+        return Inspection(doc_id=doc.doc_id, kind=kind, error_type="too_large", error_message=message)
+    message = f"inspection {failure.message}; the file is probably damaged: re-save it"
+    return Inspection(doc_id=doc.doc_id, kind=kind, error_type="corrupt", error_message=message)
 
 
 def inspect_image(doc: Document) -> Inspection:
