@@ -67,9 +67,7 @@ class Dispatcher:
             if self.fatal is not None:
                 return Attempted(None, _not_sent(self.fatal), attempt, spent, annotations)
             attempt += 1
-            outcome = await self._attempt(
-                body, max_usd(bool(annotations)), failure_charge_usd(bool(annotations))
-            )
+            outcome = await self._attempt(body, max_usd(bool(annotations)), failure_charge_usd(bool(annotations)))
             spent += outcome.cost_usd
             if outcome.error is None or not isinstance(outcome.error, errors.Transient):
                 return Attempted(outcome.completion, outcome.error, attempt, spent, outcome.annotations)
@@ -99,6 +97,9 @@ class Dispatcher:
                 completion = await self.client.complete(body)
             except errors.Transient as exc:
                 charged = exc.charged_usd or failure_charge
+                if exc.status is None:
+                    # No response was read (timeout, dropped connection): the answer may have been billed.
+                    charged = max(charged, reservation.amount)
                 self.budget.settle(reservation, charged)
                 rate_limited = isinstance(exc, errors.RateLimited)
                 return Attempted(None, exc, 1, charged, exc.annotations)
