@@ -154,12 +154,12 @@ def parse_completion(body: dict[str, Any], headers: httpx.Headers) -> Completion
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         raise errors.ServerError("HTTP 200 without choices or error", status=200)
     choice = choices[0]
-    message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
-    usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
+    message: dict[str, Any] = choice["message"] if isinstance(choice.get("message"), dict) else {}
+    usage: dict[str, Any] = body["usage"] if isinstance(body.get("usage"), dict) else {}
     cost = usage.get("cost")
     cost_usd = float(cost) if isinstance(cost, int | float) else None
     if choice.get("finish_reason") == "error":
-        problem = choice.get("error") if isinstance(choice.get("error"), dict) else {}
+        problem: dict[str, Any] = choice["error"] if isinstance(choice.get("error"), dict) else {}
         failure = error_from_body({"code": 502, **problem}, 200, headers)
         if isinstance(failure, errors.Transient):
             failure.charged_usd = cost_usd or 0.0

@@ -65,16 +65,17 @@ async def answer(job: Job, ctx: JobContext) -> tuple[Result, list[Annotation]]:
 
 
 async def _answer_whole(job: Job, ctx: JobContext) -> tuple[Job, Attempted]:
-    assert job.route is not None and job.route.engine is not None and job.inspection is not None
+    route, inspection = job.route, job.inspection
+    assert route is not None and route.engine is not None and inspection is not None
     image = None
     if job.document.kind == "image":
         image = await asyncio.to_thread(prepare_image, Path(job.document.path).read_bytes(), job.document.mime_type)
         if image.note:
             job = _with_reason(job, image.note)
-    attempted = await _send(job, job.route.engine, ctx, image=image)
-    if job.route.engine == "pdf-text" and isinstance(attempted.error, errors.BadRequest) and job.inspection.text_chars:
+    attempted = await _send(job, route.engine, ctx, image=image)
+    if route.engine == "pdf-text" and isinstance(attempted.error, errors.BadRequest) and inspection.text_chars:
         # The free server-side parser has failed on whole classes of PDFs; our own text layer is adequate.
-        job = _with_reason(dataclasses.replace(job, route=dataclasses.replace(job.route, engine="local-text")),
+        job = _with_reason(dataclasses.replace(job, route=dataclasses.replace(route, engine="local-text")),
                            "pdf-text parse failed -> local-text")  # fmt: skip
         retried = await _send(job, "local-text", ctx)
         attempted = dataclasses.replace(

@@ -83,9 +83,7 @@ def text_request(options: RequestOptions, text: str, name: str) -> dict[str, Any
 
 def combine_request(options: RequestOptions, partials: list[tuple[str, str]]) -> dict[str, Any]:
     """The reduce step for a document answered in page ranges: one answer from the partial answers."""
-    sections = "\n\n".join(
-        f"<part pages={json.dumps(label)}>\n{answer}\n</part>" for label, answer in partials
-    )
+    sections = "\n\n".join(f"<part pages={json.dumps(label)}>\n{answer}\n</part>" for label, answer in partials)
     content = (
         f"{options.prompt}\n\nThe document was too long to read at once. Below are answers to the request "
         f"above for consecutive page ranges of it. Combine them into one answer for the whole document.\n\n"

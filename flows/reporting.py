@@ -41,9 +41,7 @@ async def publish_progress(artifact_id: UUID | None, session: Session, percent: 
     """Create the progress artifact (first call) or move it forward; one API call per batch."""
     description = session.progress.line()
     if artifact_id is None:
-        return await acreate_progress_artifact(
-            progress=percent, key="docrouter-progress", description=description
-        )
+        return await acreate_progress_artifact(progress=percent, key="docrouter-progress", description=description)
     await aupdate_progress_artifact(artifact_id, progress=percent, description=description)
     return artifact_id
 

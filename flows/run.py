@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from prefect import flow, get_run_logger
 from prefect.utilities.annotations import quote
@@ -16,6 +16,8 @@ from docrouter.progress import Progress, stderr_progress
 from flows.reporting import publish_progress, publish_summary, run_summary
 from flows.secrets import load_api_key
 from tasks import stages
+
+T = TypeVar("T")
 
 
 @flow(name="docrouter-run", log_prints=False)
@@ -99,9 +101,9 @@ async def process_batches(session: runs.Session, selection: runs.Selection) -> N
     async def one(index: int, batch: list) -> None:
         label = f"{index + 1}-of-{len(batches)}"
         async with gate:
-            pairs = await stages.inspect(quote(batch), label)
-            jobs = stages.route(quote(session), quote(pairs), label)
-            await stages.call(quote(session), quote(jobs), quote(copied_ids), label)
+            pairs = await stages.inspect(_as_is(batch), label)
+            jobs = stages.route(_as_is(session), _as_is(pairs), label)
+            await stages.call(_as_is(session), _as_is(jobs), _as_is(copied_ids), label)
         await publish_progress(progress_id, session, 100.0 * (index + 1) / max(1, len(batches)))
 
     await asyncio.gather(*(one(i, batch) for i, batch in enumerate(batches)))
@@ -113,3 +115,8 @@ class RunStopped(Exception):
     def __init__(self, cause: RunFatal) -> None:
         super().__init__(f"run stopped: {cause.message}")
         self.cause = cause
+
+
+def _as_is(value: T) -> T:
+    """Pass a parameter to a task without Prefect walking it for futures (large batches, live sessions)."""
+    return cast(T, quote(value))

@@ -12,7 +12,7 @@ async def load_api_key(block_name: str | None) -> str:
     """The key from Secret block `block_name`, or OPENROUTER_API_KEY; ConfigError naming both options."""
     if block_name:
         try:
-            secret = await Secret.aload(block_name)
+            secret: Secret[str] = await Secret.aload(block_name)
         except ValueError as exc:
             raise ConfigError(f"cannot load Prefect Secret block {block_name!r}: {exc}") from None
         return resolve_api_key(str(secret.get()))

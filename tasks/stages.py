@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -17,7 +18,7 @@ from docrouter.results import Result
 
 # Results are small or in-memory objects shared with the flow; nothing here is worth persisting or caching:
 # the store's done-set is the idempotency mechanism (a rerun skips what is already answered).
-_TASK = {"cache_policy": NO_CACHE, "persist_result": False, "log_prints": False}
+_TASK: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False, "log_prints": False}
 
 
 @task(name="discover", **_TASK)
