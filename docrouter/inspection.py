@@ -86,10 +86,10 @@ def inspect_document(doc: Document, *, sample_pages: int = 10, time_budget_s: fl
     """
     kind: DocumentKind = doc.kind or ("image" if doc.mime_type.startswith("image/") else "pdf")
     try:
-        if doc.kind is None:
-            raise Unsupported(f"{doc.mime_type} is not a PDF, PNG, JPEG, WebP or GIF; convert it to one of those")
         if doc.size_bytes == 0:
             raise Empty("the file is empty (0 bytes)")
+        if doc.kind is None:
+            raise Unsupported(f"{doc.mime_type} is not a PDF, PNG, JPEG, WebP or GIF; convert it to one of those")
         if doc.kind == "image":
             return inspect_image(doc)
         return inspect_pdf(doc, sample_pages=sample_pages, deadline=time.monotonic() + time_budget_s)

@@ -16,12 +16,10 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any, Generic, TypeVar
 
-import psutil
-
 T = TypeVar("T")
 R = TypeVar("R")
 
-POLL_S = 0.2  # how often memory is checked while waiting
+POLL_S = 0.5  # the longest wait between looks at the clock
 START_METHOD = "forkserver"
 PRELOAD = ["docrouter.inspection"]  # imported once in the fork server, inherited by every worker
 
@@ -99,7 +97,7 @@ class _Pool(Generic[T, R]):
         return False
 
     def _collect(self) -> None:
-        """Wait a little for answers; then enforce deadlines and the memory limit."""
+        """Wait a little for answers, then stop the workers past their deadline."""
         busy = [w for w in self.workers if w.index is not None]
         if not busy:
             return
@@ -110,8 +108,6 @@ class _Pool(Generic[T, R]):
                 self._receive(worker)
             elif time.monotonic() > worker.deadline:
                 self._fail(worker, Failure("timeout", f"took longer than {self.timeout_s:g} s"))
-            elif _rss_mb(worker) > self.memory_mb:
-                self._fail(worker, Failure("memory", f"needed more than {self.memory_mb} MB of memory"))
 
     def _receive(self, worker: _Worker) -> None:
         try:
@@ -143,13 +139,6 @@ class _Pool(Generic[T, R]):
         for worker in self.workers:
             _stop(worker, kill=worker.index is not None)
         self.workers.clear()
-
-
-def _rss_mb(worker: _Worker) -> float:
-    try:
-        return psutil.Process(worker.process.pid).memory_info().rss / 2**20
-    except psutil.Error:  # it just exited: the pipe will say why
-        return 0.0
 
 
 def _stop(worker: _Worker, *, kill: bool) -> None:
