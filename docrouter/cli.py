@@ -153,6 +153,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         "base_url": config.base_url,
         "key_block": args.key_block,
         "batch_size": config.batch_size,
+        "ocr_fee": config.ocr_fee_per_page,
+        "pdf_text_name": config.pdf_text_wire_name,
         "show_progress": True,
     }
     try:

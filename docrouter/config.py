@@ -38,8 +38,9 @@ class RunConfig:
     batch_size: int = 100
     shard: int = 0  # this run handles documents whose content hash falls in shard `shard` of `shards`
     shards: int = 1
-    referer: str | None = None
-    title: str | None = "docrouter"
+    # OpenRouter's optional attribution headers, from the environment so that workers pick them up too.
+    referer: str | None = field(default_factory=lambda: os.environ.get("OPENROUTER_HTTP_REFERER") or None)
+    title: str | None = field(default_factory=lambda: os.environ.get("OPENROUTER_APP_TITLE", "docrouter") or None)
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

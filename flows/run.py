@@ -40,6 +40,8 @@ async def docrouter_run(
     batch_size: int = 100,
     shard: int = 0,
     shards: int = 1,
+    ocr_fee: float = 0.002,
+    pdf_text_name: str = "cloudflare-ai",
     show_progress: bool = False,
 ) -> dict[str, Any]:
     """Answer every document under `sources` and write results to `out` (the API key never is a parameter)."""
@@ -61,6 +63,8 @@ async def docrouter_run(
         batch_size=batch_size,
         shard=shard,
         shards=shards,
+        ocr_fee_per_page=ocr_fee,
+        pdf_text_wire_name=pdf_text_name,
     )
     timings = {"flow_started": time.time()}
     api_key = None if offline else await load_api_key(key_block)

@@ -1,0 +1,54 @@
+"""Run options given to the flow (as the CLI and deployments pass them) reach the requests and the estimates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pipeline import results, run_flow, write_corpus
+
+from docrouter.emulator import Emulator, Faults
+
+pytestmark = pytest.mark.usefixtures("prefect_api_url")
+
+
+def run_once(tmp_path: Path, name: str, emu: Emulator, **extra) -> Path:
+    out = tmp_path / name
+    run_flow(sources=[str(tmp_path / "docs")], out=str(out), base_url=emu.base_url, **extra)
+    return out
+
+
+def test_ocr_fee_and_pdf_text_name_reach_the_estimate_and_the_wire(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_corpus(tmp_path / "docs", text=1, scans=1)
+    with Emulator(seed=3) as emu:
+        monkeypatch.setenv("OPENROUTER_API_KEY", emu.api_key)
+        cheap = results(run_once(tmp_path, "cheap", emu, engine="mistral-ocr", ocr_fee=0.002))
+        dear = results(run_once(tmp_path, "dear", emu, engine="mistral-ocr", ocr_fee=0.05))
+        # The emulator, like OpenRouter after the rename, refuses the legacy wire name "pdf-text".
+        emu.set_faults(Faults(pdf_text_rejected=True))
+        legacy = results(run_once(tmp_path, "legacy", emu, engine="pdf-text", pdf_text_name="pdf-text"))
+        current = results(run_once(tmp_path, "current", emu, engine="pdf-text"))
+    assert set(cheap.engine) == set(dear.engine) == {"mistral-ocr"}
+    # Two one-page documents: the configured page fee moves each estimate by exactly the difference.
+    difference = dear.set_index("path").est_cost_usd - cheap.set_index("path").est_cost_usd
+    assert difference.round(6).tolist() == [0.048, 0.048]
+    text = "text_000.pdf"
+    legacy_row = legacy.set_index("path").loc[text]
+    assert (legacy_row.engine, legacy_row.status) == ("local-text", "ok")  # the refused name was sent, then fell back
+    assert "pdf-text parse failed" in legacy_row.engine_reason
+    assert current.set_index("path").loc[text].engine == "pdf-text"  # the default wire name is accepted
+
+
+def test_attribution_headers_come_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from docrouter.config import RunConfig
+
+    monkeypatch.setenv("OPENROUTER_HTTP_REFERER", "https://example.org/archive")
+    monkeypatch.setenv("OPENROUTER_APP_TITLE", "Archive bot")
+    config = RunConfig(sources=("x",), out=str(tmp_path))
+    assert (config.referer, config.title) == ("https://example.org/archive", "Archive bot")
+    monkeypatch.delenv("OPENROUTER_HTTP_REFERER")
+    monkeypatch.delenv("OPENROUTER_APP_TITLE")
+    config = RunConfig(sources=("x",), out=str(tmp_path))
+    assert (config.referer, config.title) == (None, "docrouter")
