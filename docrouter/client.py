@@ -229,21 +229,6 @@ class OpenRouterClient:
             raise errors.ServerError("HTTP 200 with a JSON body that is not an object", status=200)
         return parse_completion(body, response.headers)
 
-    async def models_page(self, offset: int, limit: int) -> dict[str, Any]:
-        """One page of GET /models (the catalogue follows the pagination)."""
-        try:
-            response = await self._http.get(
-                f"{self.base_url}/models", params={"offset": offset, "limit": limit}, headers=self._headers
-            )
-        except httpx.TransportError as exc:
-            raise translate_transport_error(exc) from None
-        if response.status_code != 200:
-            raise error_from_response(response)
-        body = response.json()
-        if not isinstance(body, dict):
-            raise errors.ServerError("GET /models returned a JSON body that is not an object")
-        return body
-
 
 def models_fetcher(base_url: str, api_key: str | None, *, timeout_s: float = 20.0) -> Any:
     """A synchronous `fetch(offset, limit) -> dict` for the catalogue, translating failures likewise."""
@@ -261,7 +246,10 @@ def models_fetcher(base_url: str, api_key: str | None, *, timeout_s: float = 20.
             raise translate_transport_error(exc) from None
         if response.status_code != 200:
             raise error_from_response(response)
-        body = response.json()
+        try:
+            body = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise errors.ServerError("GET /models returned a body that is not JSON") from None
         if not isinstance(body, dict):
             raise errors.ServerError("GET /models returned a JSON body that is not an object")
         return body
