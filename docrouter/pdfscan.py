@@ -20,6 +20,7 @@ VECTOR_PATHS = 200  # this many path operators with (almost) no text: text drawn
 INVISIBLE_MODES = frozenset({3, 7})
 SCAN_COVERAGE = 0.5  # one image over half the page and (almost) no text: a scan
 OCR_COVERAGE = 0.8  # one image over 80% of the page under text: a scan with an OCR layer
+DEFAULT_PAGE_AREA = 612.0 * 792.0  # US Letter in points, for pages without a usable /MediaBox
 
 _REGULAR = rb"[^\s/\[\]()<>{}%]"  # a PDF "regular" character: not whitespace, not a delimiter
 _TOKEN = re.compile(
@@ -150,16 +151,24 @@ def scan_page(page: PageObject, forms: FormCache | None = None) -> PageScan:
     """The raw operator scan of one page; raises what pypdf raises on a broken page (caller records it)."""
     data = content_bytes(page)
     counts = count_operators(data[:SCAN_LIMIT], _dict(page.get("/Resources")), forms or FormCache(), 0)
-    box = page.cropbox
-    area = abs(float(box.width) * float(box.height)) or 1.0
     return PageScan(
         text_ops=counts.text_ops,
         invisible_ops=counts.invisible_ops,
         images=counts.images,
         path_ops=counts.path_ops,
-        max_image_cov=min(1.0, counts.max_image_area / area),
+        max_image_cov=min(1.0, counts.max_image_area / page_area(page)),
         content_bytes=len(data),
     )
+
+
+def page_area(page: PageObject) -> float:
+    """The crop box's area; US Letter when the page has no usable box (readers default to it, the content
+    is still there)."""
+    try:
+        box = page.cropbox
+        return abs(float(box.width) * float(box.height)) or 1.0
+    except (ValueError, TypeError, LookupError, AttributeError):
+        return DEFAULT_PAGE_AREA
 
 
 def content_bytes(page: PageObject) -> bytes:
