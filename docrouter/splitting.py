@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pypdf import PdfReader, PdfWriter
 
-from docrouter.errors import Corrupt, TooLarge
+from docrouter.errors import ConfigError, Corrupt, TooLarge
 from docrouter.inspection import Inspection
 
 TEXT_ENGINES = frozenset({"local-text", "pdf-text"})
+ENV_MAX_REQUEST_BYTES = "DOCROUTER_MAX_REQUEST_BYTES"
+ENV_MAX_PART_PAGES = "DOCROUTER_MAX_PART_PAGES"
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,24 @@ class SplitLimits:
 
     def pages_for(self, engine: str) -> int:
         return self.max_pages.get(engine, 100)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> SplitLimits:
+        """The defaults, overridden by DOCROUTER_MAX_REQUEST_BYTES and DOCROUTER_MAX_PART_PAGES (every engine)."""
+        limits = cls()
+        if environ.get(ENV_MAX_REQUEST_BYTES):
+            limits = dataclasses.replace(limits, max_body_bytes=_positive(environ, ENV_MAX_REQUEST_BYTES))
+        if environ.get(ENV_MAX_PART_PAGES):
+            pages = _positive(environ, ENV_MAX_PART_PAGES)
+            limits = dataclasses.replace(limits, max_pages=dict.fromkeys(limits.max_pages, pages))
+        return limits
+
+
+def _positive(environ: Mapping[str, str], name: str) -> int:
+    value = environ[name]
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"{name} must be a positive whole number, not {value!r}")
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -108,9 +130,7 @@ def pdf_subset(path: str, first: int, last: int) -> bytes:
 def check_body(size: int, limits: SplitLimits, what: str) -> None:
     """Refuse before sending a body the API would refuse anyway."""
     if size > limits.max_body_bytes:
-        raise TooLarge(
-            f"{what} makes a {size / 1e6:.1f} MB request, over the {limits.max_body_bytes / 1e6:.0f} MB limit"
-        )
+        raise TooLarge(f"{what} makes a {size:,}-byte request, over the limit of {limits.max_body_bytes:,} bytes")
 
 
 def part_labels(parts: Sequence[Part]) -> str:
