@@ -22,6 +22,7 @@ from docrouter.payloads import (
     encode,
     image_request,
     pdf_request,
+    request_size,
     text_request,
 )
 from docrouter.pricing import PriceBook, estimate
@@ -42,7 +43,7 @@ class JobContext:
     prices: PriceBook
     dispatcher: Dispatcher
     stored_annotations: Callable[[str], Sequence[Annotation]]
-    limits: SplitLimits = field(default_factory=SplitLimits)
+    limits: SplitLimits = field(default_factory=SplitLimits.from_env)
 
 
 async def answer(job: Job, ctx: JobContext) -> tuple[Result, list[Annotation]]:
@@ -53,15 +54,28 @@ async def answer(job: Job, ctx: JobContext) -> tuple[Result, list[Annotation]]:
     parts = plan_parts(inspection, route.engine, job.document.size_bytes, ctx.limits) if inspection.pages else []
     try:
         if len(parts) > 1:
+            attempted, parts = await _answer_parts(job, ctx, parts)
             job = _with_reason(job, part_labels(parts))
-            attempted = await _answer_parts(job, ctx, parts)
         else:
-            job, attempted = await _answer_whole(job, ctx)
+            job, attempted, parts = await _answer_whole_or_halves(job, ctx, parts)
     except errors.DocumentError as exc:
         return error_row(job, ctx.run, exc, started), []
     engine = job.route.engine if job.route and job.route.engine else ""
     found = annotation_rows(job, ctx.run, attempted.annotations, engine)
     return attempted_row(job, ctx.run, attempted, started, parts=max(1, len(parts))), found
+
+
+async def _answer_whole_or_halves(job: Job, ctx: JobContext, parts: list[Part]) -> tuple[Job, Attempted, list[Part]]:
+    """The document in one request; a PDF that is over the byte limit after all goes in halves instead."""
+    try:
+        job, attempted = await _answer_whole(job, ctx)
+        return job, attempted, parts
+    except errors.TooLarge:
+        if len(parts) != 1 or parts[0].pages == 1:
+            raise
+    # Heavier than its page average promised (a few huge pages): halve it until the pieces fit.
+    attempted, parts = await _answer_parts(job, ctx, _halves(parts[0]))
+    return _with_reason(job, part_labels(parts)), attempted, parts
 
 
 async def _answer_whole(job: Job, ctx: JobContext) -> tuple[Job, Attempted]:
@@ -89,20 +103,50 @@ def _with_reason(job: Job, note: str) -> Job:
     return dataclasses.replace(job, route=dataclasses.replace(job.route, reason=f"{job.route.reason}; {note}"))
 
 
-async def _answer_parts(job: Job, ctx: JobContext, parts: list[Part]) -> Attempted:
-    """Map: every page range answered on its own (concurrently); reduce: one request combines them."""
-    outcomes = await asyncio.gather(*(_send_part(job, ctx, part) for part in parts))
+async def _answer_parts(job: Job, ctx: JobContext, planned: list[Part]) -> tuple[Attempted, list[Part]]:
+    """Map: every page range answered on its own (concurrently); reduce: one request combines them.
+
+    Returns the combined answer and the ranges really sent (a range over the byte limit is sent in halves).
+    """
+    answered = [
+        pair for pairs in await asyncio.gather(*(_send_fitting(job, ctx, p) for p in planned)) for pair in pairs
+    ]
+    parts = [part for part, _ in answered]
+    outcomes = [outcome for _, outcome in answered]
     attempts = sum(o.attempts for o in outcomes)
     cost = sum(o.cost_usd for o in outcomes)
     annotations = tuple(a for o in outcomes for a in o.annotations)
     failed = next((o for o in outcomes if o.completion is None), None)
     if failed is not None:
-        return Attempted(None, failed.error, attempts, cost, annotations)
+        return Attempted(None, failed.error, attempts, cost, annotations), parts
     partials = [(p.label, o.completion.content) for p, o in zip(parts, outcomes, strict=True) if o.completion]
     combined = await _combine(job, ctx, partials)
     answers = [o.completion for o in outcomes if o.completion] + ([combined.completion] if combined.completion else [])
     final = _summed(combined.completion, answers) if combined.completion else None
-    return Attempted(final, combined.error, attempts + combined.attempts, cost + combined.cost_usd, annotations)
+    total = Attempted(final, combined.error, attempts + combined.attempts, cost + combined.cost_usd, annotations)
+    return total, parts
+
+
+async def _send_fitting(job: Job, ctx: JobContext, part: Part) -> list[tuple[Part, Attempted]]:
+    """One page range, or its halves (recursively) when its bytes make a body over the limit.
+
+    A range that cannot be sent is an outcome, not an exception: the other ranges go on, and what they
+    cost still reaches the document's row.
+    """
+    try:
+        return [(part, await _send_part(job, ctx, part))]
+    except errors.TooLarge as exc:
+        if part.pages == 1:
+            return [(part, Attempted(None, exc, 0, 0.0))]
+    except errors.DocumentError as exc:
+        return [(part, Attempted(None, exc, 0, 0.0))]
+    halves = await asyncio.gather(*(_send_fitting(job, ctx, half) for half in _halves(part)))
+    return [pair for pairs in halves for pair in pairs]
+
+
+def _halves(part: Part) -> list[Part]:
+    middle = part.first + part.pages // 2
+    return [Part(part.first, middle - 1, part.engine), Part(middle, part.last, part.engine)]
 
 
 async def _send_part(job: Job, ctx: JobContext, part: Part) -> Attempted:
@@ -152,7 +196,8 @@ async def _send(
         build = _image_body(ctx.options, image)
     else:
         data = await asyncio.to_thread(_pdf_bytes, doc.path, part)
-        check_body(len(data) * 4 // 3, ctx.limits, f"{name} (pages {part.label if part else 'all'})")
+        size = request_size(pdf_request(ctx.options, b"", name, engine, stored), len(data))
+        check_body(size, ctx.limits, f"{name} (pages {part.label if part else 'all'})")
         build = _pdf_body(ctx.options, data, name, engine, stored)
 
     def bound(reusing: bool) -> float:

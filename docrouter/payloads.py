@@ -92,6 +92,11 @@ def combine_request(options: RequestOptions, partials: list[tuple[str, str]]) ->
     return _body(options, [{"role": "user", "content": content}])
 
 
+def request_size(empty: dict[str, Any], data_bytes: int) -> int:
+    """The encoded size of a body built with b"" in place of `data_bytes` bytes of data (base64 needs no escaping)."""
+    return len(encode(empty)) + 4 * ((data_bytes + 2) // 3)
+
+
 def encode(body: dict[str, Any]) -> bytes:
     """The request body as JSON bytes (built once, reused across retries)."""
     return json.dumps(body, separators=(",", ":")).encode()
