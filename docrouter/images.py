@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
-from PIL import Image, ImageSequence
+from PIL import Image
 
 from docrouter.errors import Corrupt, TooLarge
 
@@ -34,7 +34,11 @@ class PreparedImage:
 
 
 def prepare_image(data: bytes, mime_type: str, limits: ImageLimits = ImageLimits()) -> PreparedImage:
-    """The image as is when within limits, else downscaled in its own format (animated GIF: first frame)."""
+    """The image as is when within limits, else downscaled in its own format.
+
+    An animated GIF is always sent as its first frame (still a GIF): OpenAI's vision models accept only
+    non-animated GIFs, and the others read a single frame anyway.
+    """
     try:
         with Image.open(io.BytesIO(data)) as probe:
             width, height = probe.size
@@ -43,34 +47,40 @@ def prepare_image(data: bytes, mime_type: str, limits: ImageLimits = ImageLimits
         raise Corrupt(f"cannot read image: {exc}") from None
     if width * height > limits.max_source_pixels:
         raise TooLarge(f"image is {width}x{height} ({width * height / 1e6:.0f} MP), over the decode limit")
-    if max(width, height) <= limits.max_side and len(data) <= limits.max_bytes:
+    if max(width, height) <= limits.max_side and len(data) <= limits.max_bytes and frames == 1:
         return PreparedImage(data, mime_type, width, height, "")
     scaled, new_w, new_h = _downscale(data, mime_type, limits)
-    note = f"downscaled {width}x{height} -> {new_w}x{new_h}"
+    notes = [f"downscaled {width}x{height} -> {new_w}x{new_h}"] if (new_w, new_h) != (width, height) else []
     if frames > 1:
-        note += f"; animated GIF of {frames} frames sent as its first frame"
-    return PreparedImage(scaled, mime_type, new_w, new_h, note)
+        notes.append(f"animated GIF of {frames} frames sent as its first frame")
+    return PreparedImage(scaled, mime_type, new_w, new_h, "; ".join(notes))
 
 
 def _downscale(data: bytes, mime_type: str, limits: ImageLimits) -> tuple[bytes, int, int]:
     fmt = _FORMATS.get(mime_type, "PNG")
     side = limits.max_side
+    frame = _first_frame(data, fmt, side, limits)
+    while True:
+        encoded = _encode(frame, fmt)
+        if len(encoded) <= limits.max_bytes or side <= 256:
+            return encoded, frame.width, frame.height
+        side = int(side * 0.75)
+        frame = frame.copy()
+        frame.thumbnail((side, side), Image.Resampling.LANCZOS)
+
+
+def _first_frame(data: bytes, fmt: str, side: int, limits: ImageLimits) -> Image.Image:
+    """The first frame, already within side x side: the full-size decode is held once, never copied."""
     previous_pixels = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = limits.max_source_pixels
     try:
         with Image.open(io.BytesIO(data)) as source:
             if fmt == "JPEG":
                 source.draft("RGB", (side, side))  # decode at a reduced scale: far less memory and time
-            frame = next(ImageSequence.Iterator(source)).copy()
+            source.thumbnail((side, side), Image.Resampling.LANCZOS)
+            return source.copy()
     finally:
         Image.MAX_IMAGE_PIXELS = previous_pixels
-    while True:
-        image = frame.copy()
-        image.thumbnail((side, side), Image.Resampling.LANCZOS)
-        encoded = _encode(image, fmt)
-        if len(encoded) <= limits.max_bytes or side <= 256:
-            return encoded, image.width, image.height
-        side = int(side * 0.75)
 
 
 def _encode(image: Image.Image, fmt: str) -> bytes:
