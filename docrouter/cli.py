@@ -129,7 +129,10 @@ def run_config(args: argparse.Namespace) -> RunConfig:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from docrouter.runs import check_run
+
     config = run_config(args)
+    check_run(config, key_block=args.key_block)  # here, a one-line error; inside the flow, a Prefect traceback
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     # The temporary server's shutdown prints harmless "Error flushing events" tracebacks (PrefectHQ #18934).

@@ -132,11 +132,32 @@ def _http_client(concurrency: int) -> httpx.AsyncClient:
     return httpx.AsyncClient(limits=limits, timeout=timeout)
 
 
-def discover(config: RunConfig) -> list[Document]:
-    """Every file under the sources, typed by its bytes and hashed."""
-    for source in config.sources:
+def check_sources(sources: Iterable[str]) -> None:
+    """A ConfigError naming the first source that does not exist."""
+    for source in sources:
         if not Path(source).exists():
             raise errors.ConfigError(f"source not found: {source}")
+
+
+def check_run(config: RunConfig, *, key_block: str | None = None) -> None:
+    """Run-level errors found before a run starts: a missing source, an unwritable DIR, no API key."""
+    check_sources(config.sources)
+    out = Path(config.out)
+    if out.exists() and not out.is_dir():
+        raise errors.ConfigError(f"cannot write to {out}: it is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise errors.ConfigError(f"cannot write to {out}: {exc.strerror or exc}") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise errors.ConfigError(f"cannot write to {out}: permission denied")
+    if not config.offline and key_block is None:
+        resolve_api_key()
+
+
+def discover(config: RunConfig) -> list[Document]:
+    """Every file under the sources, typed by its bytes and hashed."""
+    check_sources(config.sources)
     return list(discover_documents(config.sources, include=config.include, exclude=config.exclude))
 
 
