@@ -10,6 +10,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from pypdf import PdfReader
 from pypdf.errors import DependencyError, PyPdfError
@@ -78,7 +79,7 @@ def open_pdf(path: str) -> OpenedPdf:
             if encrypted:
                 _decrypt(reader)
             if messages:  # pypdf repaired something: its xref may miss objects
-                _index_unlisted_objects(reader)
+                index_unlisted_objects(reader)
             pages = len(reader.pages)
         except (Encrypted, MemoryError, RecursionError):
             raise
@@ -95,21 +96,31 @@ def open_pdf(path: str) -> OpenedPdf:
 _OBJECT_HEADER = re.compile(rb"\s(\d{1,10})\s+(\d{1,5})\s+obj")
 
 
-def _index_unlisted_objects(reader: PdfReader) -> None:
+def index_unlisted_objects(reader: PdfReader) -> None:
     """Add the objects a broken xref does not list, at their first definition in the file, in one pass.
 
     pypdf finds each unlisted object with a regex search of the whole file, the first time it is asked for:
     format-corpus/027613.pdf (1.6 MB, a broken xref chain) cost 1,400 such searches, 8 of its 9 s of
     inspection. One pass finds the same offsets (same pattern, first match), so pypdf reads the same objects.
     """
-    data = reader.stream.getvalue() if isinstance(reader.stream, io.BytesIO) else None
-    if data is None:
-        return
+    data = _all_bytes(reader.stream)
     for match in _OBJECT_HEADER.finditer(data):
         number, generation = int(match.group(1)), int(match.group(2))
         listed = reader.xref.setdefault(generation, {})
         if number not in listed and not (generation == 0 and number in reader.xref_objStm):
             listed[number] = match.start(1)
+
+
+def _all_bytes(stream: Any) -> bytes:
+    """The whole file behind a reader's stream (an open file's position is kept)."""
+    if isinstance(stream, io.BytesIO):
+        return stream.getvalue()
+    position = stream.tell()
+    try:
+        stream.seek(0)
+        return bytes(stream.read())
+    finally:
+        stream.seek(position)
 
 
 def _decrypt(reader: PdfReader) -> None:
