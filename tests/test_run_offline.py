@@ -16,7 +16,7 @@ import pytest
 from conftest import SAMPLES
 from pipeline import results, run_flow
 
-from docrouter.emulator import Emulator
+from docrouter.emulator import Emulator, RequestRecord
 
 PDF = "application/pdf"
 
@@ -104,7 +104,7 @@ def offline(prefect_api_url: str, tmp_path_factory: pytest.TempPathFactory) -> O
 class Rerun:
     """The same folder run again, online against an emulator whose request log the test reads."""
 
-    records: list
+    records: list[RequestRecord]
     summary: dict[str, Any]
     frame: pd.DataFrame
 
