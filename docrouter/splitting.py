@@ -114,14 +114,16 @@ def pdf_subset(path: str, first: int, last: int) -> bytes:
     """The PDF bytes of pages first..last (a real, standalone PDF made with pypdf)."""
     logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:
-        reader = PdfReader(path, strict=False)
-        if reader.is_encrypted:
-            reader.decrypt("")
-        writer = PdfWriter()
-        for index in range(first, last + 1):
-            writer.add_page(reader.pages[index])
-        out = io.BytesIO()
-        writer.write(out)
+        # An open file, not the path: given a path, pypdf reads the whole file into memory first.
+        with open(path, "rb") as file:
+            reader = PdfReader(file, strict=False)
+            if reader.is_encrypted:
+                reader.decrypt("")
+            writer = PdfWriter()
+            for index in range(first, last + 1):
+                writer.add_page(reader.pages[index])
+            out = io.BytesIO()
+            writer.write(out)
     except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError) as exc:
         raise Corrupt(f"cannot cut pages {first + 1}-{last + 1} out of the PDF: {exc}") from None
     return out.getvalue()
