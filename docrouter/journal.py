@@ -82,7 +82,11 @@ class SegmentWriter:
 
     def append(self, entry: dict[str, Any]) -> None:
         """Write one line and fsync it; on a failed write the segment is cut back to its last whole line."""
-        data = (json.dumps(entry, separators=(",", ":")) + "\n").encode()
+        self.append_many([entry])
+
+    def append_many(self, entries: list[dict[str, Any]]) -> None:
+        """Write several lines with one fsync (a group commit); a failed write cuts back to the last whole line."""
+        data = "".join(json.dumps(entry, separators=(",", ":")) + "\n" for entry in entries).encode()
         fd = self._open()
         start = os.lseek(fd, 0, os.SEEK_END)
         try:
@@ -93,7 +97,7 @@ class SegmentWriter:
         except OSError:
             os.ftruncate(fd, start)
             raise
-        self.lines += 1
+        self.lines += len(entries)
 
     def _open(self) -> int:
         if self._fd is None:

@@ -32,7 +32,7 @@ from docrouter.progress import Progress
 from docrouter.results import Result
 from docrouter.routing import Route, check_forced_engine, choose_engine
 from docrouter.rows import Job, RunColumns, copy_row, unsent_row
-from docrouter.store import Store
+from docrouter.store import GroupCommit, Store
 
 
 @dataclass
@@ -48,6 +48,10 @@ class Session:
     base_url: str
     emulator_url: str | None = None
     copy_sources: dict[str, Result] = field(default_factory=dict)  # doc_id -> row, for in-run copies
+    recorder: GroupCommit = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.recorder = GroupCommit(self.store)
 
     @property
     def dispatcher(self) -> Dispatcher:
@@ -229,7 +233,7 @@ async def call(session: Session, routed: Sequence[Job], copied_ids: set[str]) ->
         annotations: list = []
         if result is None:
             result, annotations = await answer(job, session.jobs)
-        session.store.record(result, annotations)
+        await session.recorder.record(result, annotations)
         session.progress.add(result)
         if job.document.doc_id in copied_ids:
             session.copy_sources[job.document.doc_id] = result

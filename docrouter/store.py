@@ -7,6 +7,7 @@ may write one DIR at once: names carry the run id, and a live run's journal is n
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import re
 import sys
@@ -17,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pandas
 import pyarrow.compute as pc
@@ -50,7 +52,7 @@ from docrouter.errors import ConfigError
 from docrouter.journal import JOURNAL_DIR, RunLock, SegmentWriter
 from docrouter.results import Annotation, Result
 
-__all__ = ["ANNOTATIONS_SCHEMA", "RESULTS_SCHEMA", "Store", "read_annotations", "read_results"]
+__all__ = ["ANNOTATIONS_SCHEMA", "RESULTS_SCHEMA", "GroupCommit", "Store", "read_annotations", "read_results"]
 
 Key = tuple[str, str, str]  # (doc_id, model, prompt_sha256)
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -123,18 +125,20 @@ class Store:
 
     def record(self, result: Result, annotations: Sequence[Annotation] = ()) -> None:
         """Append the row (and its annotations) to the journal and fsync it; then compact if due."""
-        # checked here, so that a wrong type fails now and never later, in compaction or recovery
-        rows = checked_rows([dataclasses.asdict(result)], RESULTS_SCHEMA)
-        extras = checked_rows([dataclasses.asdict(a) for a in annotations], ANNOTATIONS_SCHEMA)
-        entry = {"result": rows[0], "annotations": extras}
+        self.record_many([(result, annotations)])
+
+    def record_many(self, items: Sequence[tuple[Result, Sequence[Annotation]]]) -> None:
+        """Append several rows with one write and one fsync (a group commit); then compact if due."""
+        entries = _entries(items)
         with self._mutex:
             if self._closed:
                 raise RuntimeError(f"store for run {self.run_id} is closed")
             with _writing(self.out_dir):
-                self._writer.append(entry)
-            self._pending.append(_Pending(self._writer.first_line, result, tuple(annotations)))
-            if result.status == "ok":
-                self._done.add(_key(result))
+                self._writer.append_many(entries)
+            for result, annotations in items:
+                self._pending.append(_Pending(self._writer.first_line, result, tuple(annotations)))
+                if result.status == "ok":
+                    self._done.add(_key(result))
             due = self._clock() - self._last_flush >= self.flush_seconds
             if self._writer.lines >= self.flush_every or due:
                 self._flush()
@@ -198,6 +202,79 @@ class Store:
             finally:
                 self._writer.rotate()
                 self._lock.release()
+
+
+class GroupCommit:
+    """Rows recorded by concurrent coroutines share one journal write and fsync, made off the event loop.
+
+    `record` returns once the row is durable, as `Store.record` does; what changes is that the event loop
+    never waits on a disk, and a burst of answers costs one fsync instead of one each.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._queue: list[tuple[Result, Sequence[Annotation], asyncio.Future[None]]] = []
+        self._drainer: asyncio.Task[None] | None = None
+
+    async def record(self, result: Result, annotations: Sequence[Annotation] = ()) -> None:
+        """Queue the row and wait until it is fsynced (a cancelled caller's row is still written)."""
+        done = asyncio.get_running_loop().create_future()
+        self._queue.append((result, annotations, done))
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain())
+        await done
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            try:
+                await self._write(batch)
+            except BaseException:
+                # Cancelled (Ctrl-C, a stopped run): the rows still queued are paid answers, so write them
+                # here, on the loop; the group in the worker thread finishes writing on its own.
+                queued, self._queue = self._queue, []
+                if queued:
+                    self.store.record_many([(r, a) for r, a, _ in queued])
+                for *_, done in batch + queued:
+                    done.cancel()
+                raise
+
+    async def _write(self, batch: list[tuple[Result, Sequence[Annotation], asyncio.Future[None]]]) -> None:
+        """All rows in one group; if a row is refused (nothing was written), each row alone, so one bad row
+        cannot cost the others their durability. A disk failure is run-fatal for every row."""
+        try:
+            await asyncio.to_thread(self.store.record_many, [(r, a) for r, a, _ in batch])
+        except ConfigError as exc:
+            _settle(batch, exc)
+        except Exception as exc:
+            if len(batch) == 1:
+                _settle(batch, exc)
+                return
+            for item in batch:
+                await self._write([item])
+        else:
+            _settle(batch, None)
+
+
+def _settle(batch: Sequence[tuple[Any, Any, asyncio.Future[None]]], error: Exception | None) -> None:
+    for *_, done in batch:
+        if done.done():
+            continue  # its caller was cancelled; the row was written all the same
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)
+
+
+def _entries(items: Sequence[tuple[Result, Sequence[Annotation]]]) -> list[dict[str, Any]]:
+    """Journal lines; checked here (one Arrow conversion for all), so that a wrong type fails now and never
+    later, in compaction or recovery."""
+    rows = checked_rows([dataclasses.asdict(result) for result, _ in items], RESULTS_SCHEMA)
+    entries = []
+    for row, (_, found) in zip(rows, items, strict=True):
+        extras = checked_rows([dataclasses.asdict(a) for a in found], ANNOTATIONS_SCHEMA)
+        entries.append({"result": row, "annotations": extras})
+    return entries
 
 
 @contextmanager
