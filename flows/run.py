@@ -18,6 +18,7 @@ from flows.secrets import load_api_key
 from tasks import stages
 
 T = TypeVar("T")
+INSPECTING_BATCHES = 2  # batches inspected at once, each by its own worker processes
 
 
 @flow(name="docrouter-run", log_prints=False)
@@ -95,17 +96,23 @@ async def docrouter_run(
 
 
 async def process_batches(session: runs.Session, selection: runs.Selection) -> None:
-    """Batches flow through inspect -> route -> call; two in flight so inspection overlaps the calls."""
+    """Batches flow through inspect -> route -> call, inspection running ahead of the calls.
+
+    A window of batches is in flight, enough to fill --concurrency while one batch tails off and the next is
+    inspected (a window of two left the limiter idle at every batch boundary); the window also bounds memory.
+    """
     copied_ids = {doc.doc_id for doc in selection.copies}
     size = session.config.batch_size
     batches = [selection.fresh[i : i + size] for i in range(0, len(selection.fresh), size)]
-    gate = asyncio.Semaphore(2)
+    window = asyncio.Semaphore(2 + -(-session.config.concurrency // size))
+    inspecting = asyncio.Semaphore(INSPECTING_BATCHES)
     progress_id = await publish_progress(None, session, 0.0)
 
     async def one(index: int, batch: list) -> None:
         label = f"{index + 1}-of-{len(batches)}"
-        async with gate:
-            pairs = await stages.inspect(_as_is(batch), label)
+        async with window:
+            async with inspecting:
+                pairs = await stages.inspect(_as_is(batch), label)
             jobs = stages.route(_as_is(session), _as_is(pairs), label)
             await stages.call(_as_is(session), _as_is(jobs), _as_is(copied_ids), label)
         await publish_progress(progress_id, session, 100.0 * (index + 1) / max(1, len(batches)))
