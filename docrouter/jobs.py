@@ -44,6 +44,12 @@ class JobContext:
     dispatcher: Dispatcher
     stored_annotations: Callable[[str], Sequence[Annotation]]
     limits: SplitLimits = field(default_factory=SplitLimits.from_env)
+    bodies: asyncio.Semaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        # What bounds memory: file bytes are read, encoded and held (until answered, for retries) by at most
+        # --concurrency requests at once, not by every document of the batches in flight and all their parts.
+        self.bodies = asyncio.Semaphore(self.dispatcher.limiter.ceiling)
 
 
 async def answer(job: Job, ctx: JobContext) -> tuple[Result, list[Annotation]]:
@@ -68,7 +74,8 @@ async def answer(job: Job, ctx: JobContext) -> tuple[Result, list[Annotation]]:
 async def _answer_whole_or_halves(job: Job, ctx: JobContext, parts: list[Part]) -> tuple[Job, Attempted, list[Part]]:
     """The document in one request; a PDF that is over the byte limit after all goes in halves instead."""
     try:
-        job, attempted = await _answer_whole(job, ctx)
+        async with ctx.bodies:
+            job, attempted = await _answer_whole(job, ctx)
         return job, attempted, parts
     except errors.TooLarge:
         if len(parts) != 1 or parts[0].pages == 1:
@@ -134,7 +141,8 @@ async def _send_fitting(job: Job, ctx: JobContext, part: Part) -> list[tuple[Par
     cost still reaches the document's row.
     """
     try:
-        return [(part, await _send_part(job, ctx, part))]
+        async with ctx.bodies:
+            return [(part, await _send_part(job, ctx, part))]
     except errors.TooLarge as exc:
         if part.pages == 1:
             return [(part, Attempted(None, exc, 0, 0.0))]
