@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 from dataclasses import dataclass
 
 from PIL import Image
@@ -10,6 +11,9 @@ from PIL import Image
 from docrouter.errors import Corrupt, TooLarge
 
 _FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP", "image/gif": "GIF"}
+# Full-size decodes at once in this process: each holds width x height x 4 bytes (800 MB at the default
+# pixel cap), so a folder of posters must not be decoded by every worker thread at the same time.
+_FULL_DECODES = threading.BoundedSemaphore(2)
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,7 @@ def _first_frame(data: bytes, fmt: str, side: int, limits: ImageLimits) -> Image
     previous_pixels = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = limits.max_source_pixels
     try:
-        with Image.open(io.BytesIO(data)) as source:
+        with _FULL_DECODES, Image.open(io.BytesIO(data)) as source:
             if fmt == "JPEG":
                 source.draft("RGB", (side, side))  # decode at a reduced scale: far less memory and time
             source.thumbnail((side, side), Image.Resampling.LANCZOS)
