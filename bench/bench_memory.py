@@ -2,9 +2,11 @@
 
     .venv/bin/python bench/bench_memory.py small --docs 10000
     .venv/bin/python bench/bench_memory.py large --pdfs 20 --pages 300 --page-kb 170 --images 3
+    .venv/bin/python bench/bench_memory.py large --external-emulator --concurrency 4
 
 Prints the command, peak RSS of the process tree, wall time and the time per stage; asserts nothing.
-The offline emulator runs inside the measured process, so its memory (it decodes every body) counts too.
+The offline emulator runs inside the measured process, so its memory (it decodes every body) counts too;
+--external-emulator runs it as its own process instead, to measure docrouter alone.
 """
 
 from __future__ import annotations
@@ -15,13 +17,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import pandas as pd
 import psutil
-from bench_throughput import corpus
+from bench_throughput import KEY, PeakRss, corpus, start_emulator
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,41 +75,17 @@ def poster(megapixels: int, seed: int) -> Image.Image:
     return Image.merge("RGB", channels).resize((width, height))
 
 
-class Peaks:
-    """Peak RSS of a process alone and of its whole tree (children such as Prefect's server and inspection
-    workers), sampled every 50 ms in a thread."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid, self.parent, self.tree, self._stop = pid, 0, 0, threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.05):
-            try:
-                root = psutil.Process(self.pid)
-                own = root.memory_info().rss
-                children = sum(p.memory_info().rss for p in root.children(recursive=True) if p.is_running())
-            except psutil.Error:
-                continue
-            self.parent, self.tree = max(self.parent, own), max(self.tree, own + children)
-
-    def stop(self) -> Peaks:
-        self._stop.set()
-        self._thread.join()
-        return self
-
-
-def run_offline(docs: Path, concurrency: int) -> dict:
-    """One `docrouter run --offline` in a child process, its process tree sampled for peak RSS."""
+def run_docrouter(docs: Path, concurrency: int, base_url: str | None) -> dict:
+    """One `docrouter run` (--offline, or against `base_url`) in a child process, its tree sampled for peak RSS."""
     out = Path(tempfile.mkdtemp(prefix="out-", dir=WORK))
-    command = [sys.executable, "-m", "docrouter.cli", "run", str(docs), "--out", str(out), "--offline"]
-    command += ["--concurrency", str(concurrency)]
-    env = {**os.environ, "PREFECT_LOGGING_LEVEL": "WARNING"}
+    command = [sys.executable, "-m", "docrouter.cli", "run", str(docs), "--out", str(out)]
+    command += ["--concurrency", str(concurrency)] + (["--base-url", base_url] if base_url else ["--offline"])
+    env = {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120", **os.environ, "OPENROUTER_API_KEY": KEY}
+    env["PREFECT_LOGGING_LEVEL"] = "WARNING"
     print("command:", " ".join(command), flush=True)
     started = time.monotonic()
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    peaks = Peaks(process.pid)
+    peaks = PeakRss(process.pid)
     _, stderr = process.communicate()
     wall = time.monotonic() - started
     peaks.stop()
@@ -127,8 +104,8 @@ def report(docs: Path, measured: dict) -> None:
         "files": len(files),
         "corpus_mb": round(sum(f.stat().st_size for f in files) / 2**20),
         "largest_file_mb": round(max(f.stat().st_size for f in files) / 2**20, 1),
-        "peak_rss_mb (process tree, sampled 50 ms)": round(measured["peaks"].tree / 2**20),
-        "peak_rss_mb (docrouter process alone)": round(measured["peaks"].parent / 2**20),
+        "peak_rss_mb (process tree, sampled 50 ms)": round(measured["peaks"].peak / 2**20),
+        "peak_rss_mb (docrouter process alone)": round(measured["peaks"].peak_main / 2**20),
         "wall_s": round(measured["wall"], 1),
         "startup_s (imports, Prefect, emulator)": round(measured["wall"] - (t["written"] - t["flow_started"]), 1),
         "discover_s (walk + hash)": round(t["discovered"] - t["flow_started"], 1),
@@ -152,6 +129,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=3, help="large: posters")
     parser.add_argument("--megapixels", type=int, default=60, help="large: pixels per poster")
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--external-emulator", action="store_true", help="the emulator in its own process, outside the measured tree"
+    )
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -160,7 +140,15 @@ def main() -> None:
     else:
         docs = large_corpus(args.pdfs, args.pages, args.page_kb, args.images, args.megapixels)
     print(f"corpus: {docs} ({time.monotonic() - started:.0f} s to make or find)", flush=True)
-    report(docs, run_offline(docs, args.concurrency))
+    if not args.external_emulator:
+        report(docs, run_docrouter(docs, args.concurrency, None))
+        return
+    emulator, base_url = start_emulator(0.0)
+    try:
+        report(docs, run_docrouter(docs, args.concurrency, base_url))
+    finally:
+        emulator.terminate()
+        emulator.wait(10)
 
 
 if __name__ == "__main__":
