@@ -7,6 +7,7 @@ import hashlib
 import http.server
 import io
 import json
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,8 +20,9 @@ from pipeline import results, run_flow
 
 from docrouter import samples
 from docrouter.emulator import Emulator
+from docrouter.errors import ConfigError
 from docrouter.images import ImageLimits
-from docrouter.splitting import ENV_MAX_REQUEST_BYTES, SplitLimits
+from docrouter.splitting import ENV_MAX_PART_PAGES, ENV_MAX_REQUEST_BYTES, SplitLimits
 
 pytestmark = pytest.mark.usefixtures("prefect_api_url")
 
@@ -220,6 +222,28 @@ def test_request_bodies_never_exceed_the_configured_byte_limit(
     assert max(sizes) <= limit, sizes
     assert row.status == "ok" and row.parts >= 3 and len(sizes) == row.parts + 1
     assert {r.status for r in chat_records(emulator)} == {200}
+
+
+def test_a_page_too_large_for_any_request_fails_the_document_but_keeps_what_its_other_parts_cost(
+    tmp_path: Path, emulator: Emulator, tap: BodyTap, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    limit = 150_000  # the last pages of this scan alone make bodies over it
+    monkeypatch.setenv(ENV_MAX_REQUEST_BYTES, str(limit))
+    folder = write(tmp_path / "docs", "scan_with_huge_last_pages.pdf", uneven_scan_pdf(12))
+    row = run(folder, tmp_path, tap, engine="native")
+    assert tap.bodies and max(len(body) for body in tap.bodies) <= limit
+    assert not any("Combine them" in str(user_content(body)) for body in tap.chat_bodies())
+    assert row.status == "failed" and row.error_type == "too_large"
+    assert re.search(r"\(pages (\d+)-\1\) makes a [\d,]+-byte request, over the limit of 150,000", row.error_message)
+    assert row.cost_usd == pytest.approx(emulator.billed_usd) and row.cost_usd > 0
+
+
+def test_split_limits_come_from_the_environment_and_refuse_nonsense() -> None:
+    limits = SplitLimits.from_env({ENV_MAX_REQUEST_BYTES: "1000000", ENV_MAX_PART_PAGES: "25"})
+    assert limits.max_body_bytes == 1_000_000 and {limits.pages_for(e) for e in limits.max_pages} == {25}
+    assert SplitLimits.from_env({}) == SplitLimits()
+    with pytest.raises(ConfigError, match=ENV_MAX_PART_PAGES):
+        SplitLimits.from_env({ENV_MAX_PART_PAGES: "0"})
 
 
 def uneven_scan_pdf(pages: int) -> bytes:
