@@ -78,8 +78,7 @@ def open_pdf(path: str) -> OpenedPdf:
             encrypted = reader.is_encrypted
             if encrypted:
                 _decrypt(reader)
-            if messages:  # pypdf repaired something: its xref may miss objects
-                index_unlisted_objects(reader)
+            index_unlisted_objects(reader)  # ~5 ms per MB; no log to wait for (a caller may have silenced pypdf)
             pages = len(reader.pages)
         except (Encrypted, MemoryError, RecursionError):
             raise
