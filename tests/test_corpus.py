@@ -71,7 +71,6 @@ OPENS_WITH_EMPTY_PASSWORD = (
 UNUSABLE = (
     ("images/2206.01062.tif", "unsupported"),
     ("images/old-style-jpeg-compression.tif", "unsupported"),
-    ("format-corpus/T01_006_header-invalid-syntax-no-pdf.pdf", "unsupported"),  # no %PDF- header at all
     ("ocrmypdf/invalid.pdf", "corrupt"),
     ("format-corpus/T02-01_001_document-catalog-No-document-catalog.pdf", "corrupt"),
     ("format-corpus/T02-02_001_no-page-tree-node.pdf", "corrupt"),
@@ -84,6 +83,8 @@ READABLE = (
     ("sample-files/multicolumn.pdf", "text", "text"),
     ("unstructured/DA-619p.pdf", "text", "text"),
     ("format-corpus/T02-03_008_page-object-mediabox-missing.pdf", "text", "text"),  # readers default the box
+    ("format-corpus/T01_006_header-invalid-syntax-no-pdf.pdf", "text", "text"),  # header mangled, objects intact
+    ("format-corpus/T01_007_header-no-version-info.pdf", "text", "text"),  # no header line at all
     ("pypdf/Seige_of_Vicksburg_Sample_OCR.pdf", "text", "ocr-good"),
     ("unstructured/pdf-with-ocr-text.pdf", "text", "ocr-good"),
     ("ocrmypdf/c02-22.pdf", "scan", "image-only"),

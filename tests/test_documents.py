@@ -29,6 +29,9 @@ PNG = samples.png(20, 10)
         (PDF[:64], "application/pdf"),
         (b"\r\n" * 100 + b"%PDF-1.7\n", "application/pdf"),  # junk before the header, as real readers allow
         (b"x" * 1020 + b"%PDF-1.4", OCTET_STREAM),  # header past the first 1024 bytes
+        (b"%\xe2\xe3\xcf\xd3\n1 0 obj \n<<\n/Type /Pages", "application/pdf"),  # header line lost, objects intact
+        (b"1 0 obj\n<< >>", "application/pdf"),
+        (b"hello\n1 0 obj\n<< >>", OCTET_STREAM),  # text before the object: not a PDF
         (PNG[:16], "image/png"),
         (samples.jpeg(20, 10)[:16], "image/jpeg"),
         (samples.webp(20, 10)[:16], "image/webp"),
