@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
+import mmap
 import re
 import struct
 import zlib
@@ -103,17 +105,33 @@ def index_unlisted_objects(reader: PdfReader) -> None:
     inspection. One pass finds the same offsets (same pattern, first match), so pypdf reads the same objects.
     """
     data = _all_bytes(reader.stream)
-    for match in _OBJECT_HEADER.finditer(data):
-        number, generation = int(match.group(1)), int(match.group(2))
-        listed = reader.xref.setdefault(generation, {})
-        if number not in listed and not (generation == 0 and number in reader.xref_objStm):
-            listed[number] = match.start(1)
+    try:
+        for match in _OBJECT_HEADER.finditer(data):
+            number, generation = int(match.group(1)), int(match.group(2))
+            listed = reader.xref.setdefault(generation, {})
+            if number not in listed and not (generation == 0 and number in reader.xref_objStm):
+                listed[number] = match.start(1)
+    finally:
+        if isinstance(data, mmap.mmap):
+            data.close()
 
 
-def _all_bytes(stream: Any) -> bytes:
-    """The whole file behind a reader's stream (an open file's position is kept)."""
+def xref_is_short(reader: PdfReader) -> bool:
+    """Whether the xref lists fewer objects than the trailer's /Size says exist (a broken or partial table)."""
+    try:
+        size = int(reader.trailer.get("/Size", 0))
+    except (TypeError, ValueError):
+        return True
+    listed = sum(len(objects) for objects in reader.xref.values()) + len(reader.xref_objStm)
+    return listed < size - 1  # object 0 is always free
+
+
+def _all_bytes(stream: Any) -> bytes | mmap.mmap:
+    """The whole file behind a reader's stream (an open file is mapped, not read; its position is kept)."""
     if isinstance(stream, io.BytesIO):
         return stream.getvalue()
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        return mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
     position = stream.tell()
     try:
         stream.seek(0)

@@ -13,6 +13,7 @@ from pypdf import PdfReader, PdfWriter
 
 from docrouter.errors import ConfigError, Corrupt, TooLarge
 from docrouter.inspection import Inspection
+from docrouter.pdfreading import index_unlisted_objects, xref_is_short
 
 TEXT_ENGINES = frozenset({"local-text", "pdf-text"})
 ENV_MAX_REQUEST_BYTES = "DOCROUTER_MAX_REQUEST_BYTES"
@@ -119,6 +120,8 @@ def pdf_subset(path: str, first: int, last: int) -> bytes:
             reader = PdfReader(file, strict=False)
             if reader.is_encrypted:
                 reader.decrypt("")
+            if xref_is_short(reader):  # one pass instead of a whole-file search per unlisted object
+                index_unlisted_objects(reader)
             writer = PdfWriter()
             for index in range(first, last + 1):
                 writer.add_page(reader.pages[index])
