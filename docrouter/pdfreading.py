@@ -53,12 +53,14 @@ class _Collector(logging.Handler):
 def pypdf_messages() -> Iterator[list[str]]:
     """The warnings pypdf logs inside the block (a repaired xref, a rebuilt object table...)."""
     logger = logging.getLogger("pypdf")
-    collector = _Collector()
+    collector, level = _Collector(), logger.level
     logger.addHandler(collector)
+    logger.setLevel(logging.WARNING)  # whatever another part of the process (or a user) set it to
     try:
         yield collector.messages
     finally:
         logger.removeHandler(collector)
+        logger.setLevel(level)
 
 
 @dataclass(frozen=True)

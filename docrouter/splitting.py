@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -13,7 +12,7 @@ from pypdf import PdfReader, PdfWriter
 
 from docrouter.errors import ConfigError, Corrupt, TooLarge
 from docrouter.inspection import Inspection
-from docrouter.pdfreading import index_unlisted_objects, xref_is_short
+from docrouter.pdfreading import index_unlisted_objects, pypdf_messages, xref_is_short
 
 TEXT_ENGINES = frozenset({"local-text", "pdf-text"})
 ENV_MAX_REQUEST_BYTES = "DOCROUTER_MAX_REQUEST_BYTES"
@@ -113,10 +112,9 @@ def _cap(run: Part, size: int) -> list[Part]:
 
 def pdf_subset(path: str, first: int, last: int) -> bytes:
     """The PDF bytes of pages first..last (a real, standalone PDF made with pypdf)."""
-    logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:
         # An open file, not the path: given a path, pypdf reads the whole file into memory first.
-        with open(path, "rb") as file:
+        with pypdf_messages(), open(path, "rb") as file:  # its repair notes are not news here: keep them off stderr
             reader = PdfReader(file, strict=False)
             if reader.is_encrypted:
                 reader.decrypt("")
