@@ -127,7 +127,19 @@ def error_from_body(body_error: dict[str, Any], status: int, headers: httpx.Head
             retry_after=parse_retry_after(headers, body_error),
             annotations=_file_annotations(body_error),
         )
-    return kind(message, status=code)
+    return kind(_what_to_do(kind, message, code), status=code)
+
+
+# What a person can do about a run-fatal answer (the API's own words are kept in parentheses).
+_ADVICE: dict[type[errors.DocrouterError], str] = {
+    errors.AuthError: "OpenRouter rejected the API key; check OPENROUTER_API_KEY or the Secret block",
+    errors.CreditsError: "the OpenRouter account is out of credits; add credits or lower --budget, then rerun",
+}
+
+
+def _what_to_do(kind: type[errors.DocrouterError], message: str, status: int) -> str:
+    advice = _ADVICE.get(kind)
+    return f"{advice} (HTTP {status}: {message})" if advice else message
 
 
 def error_from_response(response: httpx.Response) -> errors.DocrouterError:
@@ -143,7 +155,7 @@ def error_from_response(response: httpx.Response) -> errors.DocrouterError:
     message = f"HTTP {response.status_code} (non-JSON body: {snippet!r})"
     if issubclass(kind, errors.Transient):
         return kind(message, status=response.status_code, retry_after=parse_retry_after(response.headers))
-    return kind(message, status=response.status_code)
+    return kind(_what_to_do(kind, message, response.status_code), status=response.status_code)
 
 
 def parse_completion(body: dict[str, Any], headers: httpx.Headers) -> Completion:
@@ -186,9 +198,11 @@ def parse_completion(body: dict[str, Any], headers: httpx.Headers) -> Completion
 def translate_transport_error(exc: httpx.TransportError) -> errors.Transient:
     """Timeouts and broken connections are worth another attempt."""
     name = type(exc).__name__
+    # No connection, no request: nothing reached the API, so nothing can have been billed.
+    sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
     if isinstance(exc, httpx.TimeoutException):
-        return errors.Timeout(f"request timed out ({name})")
-    return errors.ConnectionFailed(f"connection failed ({name}: {exc})")
+        return errors.Timeout(f"request timed out ({name})", sent=sent)
+    return errors.ConnectionFailed(f"connection failed ({name}: {exc})", sent=sent)
 
 
 class OpenRouterClient:

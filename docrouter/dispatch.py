@@ -97,8 +97,8 @@ class Dispatcher:
                 completion = await self.client.complete(body)
             except errors.Transient as exc:
                 charged = exc.charged_usd or failure_charge
-                if exc.status is None:
-                    # No response was read (timeout, dropped connection): the answer may have been billed.
+                if exc.status is None and exc.sent:
+                    # Sent, but no response read (timeout, dropped connection): the answer may have been billed.
                     charged = max(charged, reservation.amount)
                 self.budget.settle(reservation, charged)
                 rate_limited = isinstance(exc, errors.RateLimited)

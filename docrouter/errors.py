@@ -74,11 +74,13 @@ class Transient(DocrouterError):
         retry_after: float | None = None,
         charged_usd: float = 0.0,
         annotations: tuple[dict[str, object], ...] = (),
+        sent: bool = True,
     ) -> None:
         super().__init__(message, status=status)
         self.retry_after = retry_after
         self.charged_usd = charged_usd
         self.annotations = annotations
+        self.sent = sent  # False when the request never left (no connection): it cannot have been billed
 
 
 class RateLimited(Transient):

@@ -7,6 +7,7 @@ import time
 from typing import Any, TypeVar, cast
 
 from prefect import flow, get_run_logger
+from prefect.states import Failed
 from prefect.utilities.annotations import quote
 
 from docrouter import runs
@@ -91,7 +92,10 @@ async def docrouter_run(
     runs.write_summary(config.out, summary)
     await publish_summary(summary)
     if session.dispatcher.fatal is not None:
-        raise RunStopped(session.dispatcher.fatal)
+        # A Failed state, not a raise: Prefect marks the run failed without logging a traceback for a 401/402,
+        # and the caller still gets RunStopped (the state's data) raised from the call.
+        stopped = RunStopped(session.dispatcher.fatal)
+        return Failed(message=str(stopped), data=stopped)  # type: ignore[return-value]
     return summary
 
 

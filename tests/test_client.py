@@ -155,6 +155,17 @@ def test_dropped_connection_and_timeout_are_transient() -> None:
 
     assert isinstance(complete_with(drop), errors.ConnectionFailed)
     assert isinstance(complete_with(slow), errors.Timeout)
+    assert complete_with(drop).sent and complete_with(slow).sent  # the request left: it may have been billed
+
+
+def test_no_connection_means_the_request_was_never_sent() -> None:
+    def refused(request):
+        raise httpx.ConnectError("All connection attempts failed", request=request)
+
+    def unreachable(request):
+        raise httpx.ConnectTimeout("timed out", request=request)
+
+    assert not complete_with(refused).sent and not complete_with(unreachable).sent
 
 
 def test_non_json_200_is_a_server_error_not_a_crash() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections import defaultdict
 from pathlib import Path
 
@@ -110,3 +111,16 @@ def test_rerun_pays_nothing_for_finished_documents(tmp_path: Path, emulator: Emu
     assert first["requests_sent"] == 9 and second["requests_sent"] == 0
     assert second["already_done"] == 9 and emulator.billed_usd == billed
     assert len(results(tmp_path / "out")) == 9
+
+
+def test_an_unreachable_api_fails_the_documents_at_no_cost(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-v1-unused")
+    write_corpus(tmp_path / "docs", text=2, pngs=2)
+    base_url = f"http://127.0.0.1:{port}/api/v1"
+    summary = run_flow(sources=[str(tmp_path / "docs")], out=str(tmp_path / "out"), base_url=base_url, max_attempts=2)
+    df = results(tmp_path / "out")
+    assert set(df.status) == {"failed"} and set(df.error_type) == {"connection"}
+    assert df.cost_usd.sum() == 0 and summary["spent_usd"] == 0  # refused connections carried no request
