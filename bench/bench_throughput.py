@@ -137,6 +137,7 @@ def run_core(docs: Path, base_url: str, concurrency: int, batch_size: int) -> tu
     command = [sys.executable, "-c", code, str(docs), base_url, str(concurrency), str(batch_size), out]
     cpu = children_cpu()
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=3600, check=True)
+    shutil.rmtree(out, ignore_errors=True)
     return float(done.stdout.strip().splitlines()[-1]), children_cpu() - cpu
 
 
