@@ -54,7 +54,9 @@ def compact_segment(out_dir: Path, segment: Segment) -> None:
         entries = read_segment(segment.path)
         for kind in _WRITE_ORDER:
             rows = [row for entry in entries for row in kind.rows(entry)]
-            if rows:
+            # A dataset with no rows yet still gets one (empty) part: DuckDB's read_parquet('.../*.parquet')
+            # refuses a glob that matches nothing, and pandas would read a folder of nothing as no columns.
+            if rows or not part_paths(out_dir / kind.directory):
                 write_part(out_dir / kind.directory, name, to_table(rows, kind.schema))
     segment.path.unlink(missing_ok=True)
     fsync_dir(segment.path.parent)

@@ -267,3 +267,15 @@ def test_records_from_several_threads_are_each_stored_once(tmp_path: Path) -> No
     assert len(read_annotations(tmp_path)) == 120
     for part in (tmp_path / "results").glob("*.parquet"):
         assert pq.read_table(part).schema.equals(RESULTS_SCHEMA)
+
+
+def test_a_run_without_annotations_still_leaves_a_readable_empty_annotations_dataset(tmp_path: Path) -> None:
+    with Store(tmp_path, "run-a", flush_every=2) as store:
+        for n in range(5):
+            store.record(make_result(n))
+    assert visible_files(tmp_path / "annotations") == ["part-run-a-00000000.parquet"]  # one empty part, not more
+    query = f"SELECT count(*) FROM read_parquet('{tmp_path}/annotations/*.parquet')"
+    assert duckdb.sql(query).fetchall() == [(0,)]
+    frame = pandas.read_parquet(tmp_path / "annotations")
+    assert frame.empty and frame.columns.tolist() == ANNOTATIONS_SCHEMA.names
+    assert pq.read_schema(tmp_path / "annotations" / "part-run-a-00000000.parquet").names == ANNOTATIONS_SCHEMA.names
