@@ -160,7 +160,9 @@ def _stop(worker: _Worker, *, kill: bool) -> None:
 
 def _serve(conn: Connection, func: Callable[[Any], Any], memory_mb: int) -> None:
     """The worker loop: one item in, one result out, until told to stop or the parent goes away."""
-    limit = memory_mb * 2**20
+    # Headroom above what the worker already maps: a forkserver child re-imports the parent's __main__ (a
+    # script that imported pandas/pyarrow maps hundreds of MB of address space before the first file).
+    limit = _address_space_bytes() + memory_mb * 2**20
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     while True:
         try:
@@ -171,6 +173,15 @@ def _serve(conn: Connection, func: Callable[[Any], Any], memory_mb: int) -> None
             return
         index, item = message
         conn.send((index, _attempt(func, item, memory_mb)))
+
+
+def _address_space_bytes() -> int:
+    """This process's virtual size (Linux /proc), or 0 where it cannot be read."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[0]) * resource.getpagesize()
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def _attempt(func: Callable[[Any], Any], item: Any, memory_mb: int) -> Any:
