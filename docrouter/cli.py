@@ -137,6 +137,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     os.environ.setdefault("DO_NOT_TRACK", "1")
     # The temporary server's shutdown prints harmless "Error flushing events" tracebacks (PrefectHQ #18934).
     os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
+    # The temporary server's default 20 s start-up limit is missed on a busy 2-core machine.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     from flows.run import RunStopped, docrouter_run
 
     params: dict[str, Any] = {
