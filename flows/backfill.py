@@ -17,7 +17,7 @@ from prefect.artifacts import acreate_progress_artifact, aupdate_progress_artifa
 from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import FlowRun
-from prefect.deployments import run_deployment
+from prefect.deployments.flow_runs import arun_deployment
 from prefect.runtime import flow_run as current_run
 
 from docrouter.config import DEFAULT_MODEL, DEFAULT_PROMPT, RunConfig
@@ -119,7 +119,7 @@ async def start_shards(deployment_name: str, child: dict[str, Any], budget: floa
     parent_id, parent_name = current_run.get_id(), current_run.get_name()
     started = []
     for shard, share in enumerate(shard_budgets(budget, shards)):
-        run = await run_deployment(
+        run = await arun_deployment(
             deployment_name,
             parameters=shard_parameters(child, shard, shards, share),
             flow_run_name=f"{parent_name}-shard-{shard}-of-{shards}",
@@ -172,7 +172,7 @@ async def describe_shards(client: PrefectClient, runs: list[FlowRun]) -> list[Sh
             shard=int(run.parameters.get("shard", index)),
             flow_run_id=run.id,
             flow_run_name=run.name,
-            state=run.state.name if run.state else "Unknown",
+            state=(run.state.name or "Unknown") if run.state else "Unknown",
             final=bool(run.state and run.state.is_final()),
             message=(run.state.message or "") if run.state else "",
             run_id=run_ids.get(run.id),
