@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import struct
 import time
@@ -13,7 +14,7 @@ from PIL import Image
 
 from docrouter.documents import Document, DocumentKind
 from docrouter.errors import Corrupt, DocumentError, Empty, TooLarge, Unsupported
-from docrouter.isolation import Failure, run_isolated
+from docrouter.isolation import Failure, WorkerPool
 from docrouter.pagelabels import choose_sample, label_page, label_unread, labels_by_look
 from docrouter.pdfreading import PAGE_FAILURES, OpenedPdf, extract_text, open_pdf, page_text, pypdf_messages
 from docrouter.pdfscan import FormCache, PageScan, scan_page
@@ -27,6 +28,7 @@ __all__ = [
     "inspect_document",
     "inspect_image",
     "inspect_isolated",
+    "inspection_pool",
 ]
 
 # Per-page labels (reference/pdf-heuristics.md §3.3).
@@ -103,23 +105,29 @@ def inspect_document(doc: Document, *, sample_pages: int = 10, time_budget_s: fl
         return Inspection(doc_id=doc.doc_id, kind=kind, error_type="corrupt", error_message=message)
 
 
+def inspection_pool(
+    *, workers: int = 2, timeout_s: float = 30.0, memory_mb: int = 1024, sample_pages: int = 10
+) -> WorkerPool[Document, Inspection]:
+    """Worker processes that inspect one document at a time, each under a time and memory limit."""
+    inspect = functools.partial(inspect_document, sample_pages=sample_pages, time_budget_s=timeout_s * 0.6)
+    return WorkerPool(inspect, workers=workers, timeout_s=timeout_s, memory_mb=memory_mb)
+
+
 def inspect_isolated(
-    docs: Iterable[Document],
-    *,
-    workers: int = 2,
-    timeout_s: float = 30.0,
-    memory_mb: int = 1024,
-    sample_pages: int = 10,
+    docs: Iterable[Document], pool: WorkerPool[Document, Inspection] | None = None
 ) -> Iterator[tuple[Document, Inspection]]:
     """(document, inspection) for every document, in input order, each inspected in a worker process.
 
     The very Document objects passed in come back, paired with their Inspection. A file that takes longer
-    than `timeout_s` gets error_type "timeout"; one that needs more than `memory_mb` gets "too_large"; a
-    worker that dies on a file gives "corrupt". Workers are reused across files.
+    than the pool's time limit gets error_type "timeout"; one that needs more than its memory limit gets
+    "too_large"; a worker that dies on a file gives "corrupt". Workers are reused across files, and across
+    calls when a `pool` (see inspection_pool) is given; without one, a default pool lives for this call.
     """
-    inspect = functools.partial(inspect_document, sample_pages=sample_pages, time_budget_s=timeout_s * 0.6)
-    for doc, outcome in run_isolated(inspect, docs, workers=workers, timeout_s=timeout_s, memory_mb=memory_mb):
-        yield doc, outcome if isinstance(outcome, Inspection) else _failed(doc, outcome)
+    with contextlib.ExitStack() as stack:
+        if pool is None:
+            pool = stack.enter_context(inspection_pool())
+        for doc, outcome in pool.map(docs):
+            yield doc, outcome if isinstance(outcome, Inspection) else _failed(doc, outcome)
 
 
 def _failed(doc: Document, failure: Failure) -> Inspection:

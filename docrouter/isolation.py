@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import resource
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -44,11 +45,35 @@ def run_isolated(
 
     `func` and the items must pickle (a module-level function, or functools.partial of one).
     """
-    pool = _Pool(func, max(1, workers), timeout_s, memory_mb)
-    try:
-        yield from pool.run(items)
-    finally:
-        pool.close()
+    with WorkerPool(func, workers=workers, timeout_s=timeout_s, memory_mb=memory_mb) as pool:
+        yield from pool.map(items)
+
+
+class WorkerPool(Generic[T, R]):
+    """Long-lived workers for many `map` calls (one at a time; callers in several threads take turns).
+
+    Starting a worker is not free: a forkserver child re-imports the parent's __main__ module (for a Prefect
+    flow run, prefect itself), so a run keeps one pool for all its batches.
+    """
+
+    def __init__(self, func: Callable[[T], R], *, workers: int = 2, timeout_s: float = 30.0, memory_mb: int = 1024):
+        self._pool = _Pool(func, max(1, workers), timeout_s, memory_mb)
+        self._turn = threading.Lock()
+
+    def map(self, items: Iterable[T]) -> Iterator[tuple[T, R | Failure]]:
+        """(item, outcome) for every item, in input order."""
+        with self._turn:
+            yield from self._pool.run(items)
+
+    def close(self) -> None:
+        with self._turn:
+            self._pool.close()
+
+    def __enter__(self) -> WorkerPool[T, R]:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 @dataclass
@@ -72,14 +97,26 @@ class _Pool(Generic[T, R]):
     def run(self, items: Iterable[T]) -> Iterator[tuple[T, R | Failure]]:
         source = enumerate(items)
         next_out, exhausted = 0, False
-        while True:
-            exhausted = exhausted or self._feed(source)
-            if exhausted and not self.items:
-                return
-            self._collect()
-            while next_out in self.done:
-                yield self.items.pop(next_out), self.done.pop(next_out)
-                next_out += 1
+        try:
+            while True:
+                exhausted = exhausted or self._feed(source)
+                if exhausted and not self.items:
+                    return
+                self._collect()
+                while next_out in self.done:
+                    yield self.items.pop(next_out), self.done.pop(next_out)
+                    next_out += 1
+        finally:
+            self._abandon()
+
+    def _abandon(self) -> None:
+        """After a run the caller stopped reading: replace busy workers, whose answers belong to no one now."""
+        for position, worker in enumerate(self.workers):
+            if worker.index is not None:
+                _stop(worker, kill=True)
+                self.workers[position] = self._start()
+        self.items.clear()
+        self.done.clear()
 
     def _feed(self, source: Iterator[tuple[int, T]]) -> bool:
         """Give every idle worker an item (starting workers as needed); True when the input is exhausted."""

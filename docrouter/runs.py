@@ -23,7 +23,8 @@ from docrouter.client import OpenRouterClient, models_fetcher
 from docrouter.config import RunConfig, cache_dir, resolve_api_key, resolve_base_url
 from docrouter.dispatch import Dispatcher
 from docrouter.documents import Document, discover_documents
-from docrouter.inspection import Inspection, inspect_isolated
+from docrouter.inspection import Inspection, inspect_isolated, inspection_pool
+from docrouter.isolation import WorkerPool
 from docrouter.jobs import JobContext, answer
 from docrouter.limits import AdaptiveLimiter, RetryPolicy
 from docrouter.payloads import DEFAULT_WIRE_NAMES, RequestOptions
@@ -48,6 +49,7 @@ class Session:
     base_url: str
     emulator_url: str | None = None
     copy_sources: dict[str, Result] = field(default_factory=dict)  # doc_id -> row, for in-run copies
+    inspector: WorkerPool[Document, Inspection] | None = None  # one set of inspection workers for the run
     recorder: GroupCommit = field(init=False)
 
     def __post_init__(self) -> None:
@@ -117,8 +119,10 @@ async def open_session(
             dispatcher=dispatcher,
             stored_annotations=store.annotations_for,
         )
+        inspector = stack.enter_context(inspection_pool())
         yield Session(
             config=config,
+            inspector=inspector,
             run_id=run_id,
             catalogue=catalogue,
             jobs=jobs,
@@ -194,12 +198,15 @@ def in_shard(doc: Document, shard: int, shards: int) -> bool:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") % shards == shard
 
 
-def inspect(documents: Sequence[Document]) -> list[tuple[Document, Inspection | None]]:
-    """Inspect the supported documents in isolated worker processes; others pass through uninspected."""
+def inspect(
+    documents: Sequence[Document], pool: WorkerPool[Document, Inspection] | None = None
+) -> list[tuple[Document, Inspection | None]]:
+    """Inspect the supported documents in isolated worker processes (the run's `pool` when given); others
+    pass through uninspected."""
     supported = [d for d in documents if d.kind is not None]
     by_id = {id(d): d for d in supported}
     inspected: dict[int, Inspection] = {}
-    for doc, inspection in inspect_isolated(supported):
+    for doc, inspection in inspect_isolated(supported, pool):
         inspected[id(by_id.get(id(doc), doc))] = inspection
     return [(d, inspected.get(id(d))) for d in documents]
 

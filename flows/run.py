@@ -116,7 +116,7 @@ async def process_batches(session: runs.Session, selection: runs.Selection) -> N
         label = f"{index + 1}-of-{len(batches)}"
         async with window:
             async with inspecting:
-                pairs = await stages.inspect(_as_is(batch), label)
+                pairs = await stages.inspect(_as_is(session), _as_is(batch), label)
             jobs = stages.route(_as_is(session), _as_is(pairs), label)
             await stages.call(_as_is(session), _as_is(jobs), _as_is(copied_ids), label)
         await publish_progress(progress_id, session, 100.0 * (index + 1) / max(1, len(batches)))

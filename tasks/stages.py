@@ -28,9 +28,11 @@ async def discover(config: RunConfig) -> list[Document]:
 
 
 @task(name="inspect-batch", retries=1, retry_delay_seconds=2, task_run_name="inspect-{label}", **_TASK)
-async def inspect(documents: Sequence[Document], label: str) -> list[tuple[Document, Inspection | None]]:
-    """Inspect one batch in isolated worker processes (pypdf work never blocks the event loop)."""
-    return await asyncio.to_thread(runs.inspect, documents)
+async def inspect(
+    session: runs.Session, documents: Sequence[Document], label: str
+) -> list[tuple[Document, Inspection | None]]:
+    """Inspect one batch in the run's worker processes (pypdf work never blocks the event loop)."""
+    return await asyncio.to_thread(runs.inspect, documents, session.inspector)
 
 
 @task(name="route-batch", task_run_name="route-{label}", **_TASK)
