@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from docrouter.catalogue import ModelInfo
+from docrouter.catalogue import ModelInfo, default_snapshot
 from docrouter.emulator.doc_models import DOC_MODELS
 
-DEFAULT_MODELS_PATH = Path(__file__).resolve().parents[2] / "data" / "models.json"
+DEFAULT_MODELS_PATH = default_snapshot()  # the repository's data/models.json, or the copy in the wheel
 
 _PROVIDERS = {
     "google": "Google",
