@@ -177,7 +177,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def render_summary(summary: dict[str, Any]) -> str:
     """The headline of one run (the dataset-wide table follows it)."""
     statuses = ", ".join(f"{k} {v}" for k, v in sorted(summary["by_status"].items())) or "nothing new"
-    budget = f" of ${summary['budget_usd']:.2f}" if summary["budget_usd"] is not None else ""
+    budget = f" of ${summary['budget_usd']:.4f}" if summary["budget_usd"] is not None else ""
     return (
         f"run {summary['run_id']}: {summary['documents']} files; {statuses}; "
         f"{summary['already_done']} already done; spent ${summary['spent_usd']:.4f}{budget}; "

@@ -121,8 +121,9 @@ class Dispatcher:
 
 def _over_budget(amount: float, budget: Budget) -> errors.OverBudget:
     return errors.OverBudget(
-        f"not sent: this request may cost up to ${amount:.4f}, and only ${budget.remaining_usd or 0:.4f} "
-        f"of the ${budget.cap_usd:.2f} budget is left"
+        f"not sent: this request may cost up to ${amount:.4f} (its answer counted at the full --max-tokens), and "
+        f"only ${budget.remaining_usd or 0:.4f} of the ${budget.cap_usd:.4f} budget is left; a rerun with more "
+        "--budget answers it"
     )
 
 

@@ -54,7 +54,7 @@ class Progress:
         return (self.clock() - self._started) / done * remaining
 
     def line(self) -> str:
-        budget = f" of ${self.budget_usd:.2f}" if self.budget_usd is not None else ""
+        budget = f" of ${self.budget_usd:.4f}" if self.budget_usd is not None else ""
         eta = self.eta_s()
         parts = [
             f"{self.finished + self.already_done}/{self.total} docs",

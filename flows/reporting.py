@@ -52,7 +52,7 @@ async def publish_summary(summary: dict[str, Any]) -> None:
     rows += [{"what": f"engine {k}", "count": v} for k, v in sorted(summary["by_engine"].items())]
     rows += [{"what": f"failure {k}", "count": v} for k, v in sorted(summary["failures"].items())]
     await acreate_table_artifact(table=rows, key="docrouter-summary", description=f"run {summary['run_id']}")
-    budget = f" of ${summary['budget_usd']:.2f}" if summary["budget_usd"] is not None else ""
+    budget = f" of ${summary['budget_usd']:.4f}" if summary["budget_usd"] is not None else ""
     stopped = f"\n\n**Stopped:** {summary['stopped']}" if summary["stopped"] else ""
     await acreate_markdown_artifact(
         markdown=(

@@ -101,6 +101,8 @@ def test_budget_smaller_than_the_corpus_is_never_exceeded(tmp_path: Path, emulat
     df = results(tmp_path / "out")
     assert "over_budget" in set(df.status) and "ok" in set(df.status)
     assert set(df[df.status == "over_budget"].error_type) == {"budget"}
+    message = df[df.status == "over_budget"].error_message.iloc[0]
+    assert "of the $0.0040 budget is left" in message and "--budget" in message  # says what to do, exactly
 
 
 def test_rerun_pays_nothing_for_finished_documents(tmp_path: Path, emulator: Emulator) -> None:
