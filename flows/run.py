@@ -118,7 +118,11 @@ async def process_batches(session: runs.Session, selection: runs.Selection) -> N
             async with inspecting:
                 pairs = await stages.inspect(_as_is(session), _as_is(batch), label)
             jobs = stages.route(_as_is(session), _as_is(pairs), label)
-            await stages.call(_as_is(session), _as_is(jobs), _as_is(copied_ids), label)
+            rows = await stages.call(_as_is(session), _as_is(jobs), _as_is(copied_ids), label)
+        # Prefect keeps every task's return value until the flow ends (to link results to task runs): emptied
+        # hand-offs keep a long run's memory flat instead of holding every inspection and answer to the end.
+        for handed_off in (pairs, jobs, rows):
+            handed_off.clear()
         await publish_progress(progress_id, session, 100.0 * (index + 1) / max(1, len(batches)))
 
     await asyncio.gather(*(one(i, batch) for i, batch in enumerate(batches)))
