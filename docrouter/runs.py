@@ -51,9 +51,14 @@ class Session:
     copy_sources: dict[str, Result] = field(default_factory=dict)  # doc_id -> row, for in-run copies
     inspector: WorkerPool[Document, Inspection] | None = None  # one set of inspection workers for the run
     recorder: GroupCommit = field(init=False)
+    unrecorded: asyncio.Semaphore = field(init=False)
 
     def __post_init__(self) -> None:
         self.recorder = GroupCommit(self.store)
+        # Documents sent or answered but not yet on disk: never more than --concurrency, so a kill -9 can
+        # cost at most that many paid answers (a freed request slot must not start a new document while
+        # answers wait for their group fsync).
+        self.unrecorded = asyncio.Semaphore(self.config.concurrency)
 
     @property
     def dispatcher(self) -> Dispatcher:
@@ -236,11 +241,12 @@ async def call(session: Session, routed: Sequence[Job], copied_ids: set[str]) ->
     """Answer every job (concurrently, bounded by the limiter), recording each row before moving on."""
 
     async def one(job: Job) -> Result:
-        result = unsent_row(job, session.jobs.run)
-        annotations: list = []
-        if result is None:
-            result, annotations = await answer(job, session.jobs)
-        await session.recorder.record(result, annotations)
+        async with session.unrecorded:
+            result = unsent_row(job, session.jobs.run)
+            annotations: list = []
+            if result is None:
+                result, annotations = await answer(job, session.jobs)
+            await session.recorder.record(result, annotations)
         session.progress.add(result)
         if job.document.doc_id in copied_ids:
             session.copy_sources[job.document.doc_id] = result
