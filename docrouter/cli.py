@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from docrouter import __version__
-from docrouter.config import DEFAULT_MODEL, DEFAULT_PROMPT, ENGINES, RunConfig, read_prompt_file
+from docrouter.config import DEFAULT_MODEL, DEFAULT_PROMPT, ENGINES, RunConfig, flow_parameters, read_prompt_file
 from docrouter.errors import DocrouterError
 
 
@@ -141,27 +141,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     from flows.run import RunStopped, docrouter_run
 
-    params: dict[str, Any] = {
-        "sources": list(config.sources),
-        "out": config.out,
-        "model": config.model,
-        "prompt": config.prompt,
-        "engine": config.engine,
-        "budget": config.budget_usd,
-        "concurrency": config.concurrency,
-        "max_attempts": config.max_attempts,
-        "include": list(config.include),
-        "exclude": list(config.exclude),
-        "reprocess": config.reprocess,
-        "offline": config.offline,
-        "max_tokens": config.max_tokens,
-        "base_url": config.base_url,
-        "key_block": args.key_block,
-        "batch_size": config.batch_size,
-        "ocr_fee": config.ocr_fee_per_page,
-        "pdf_text_name": config.pdf_text_wire_name,
-        "show_progress": True,
-    }
+    params = {**flow_parameters(config), "key_block": args.key_block, "show_progress": True}
     try:
         summary = asyncio.run(docrouter_run(**params))
     except RunStopped as exc:

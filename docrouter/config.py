@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from docrouter.client import DEFAULT_BASE_URL
 from docrouter.errors import ConfigError
@@ -64,6 +66,34 @@ class RunConfig:
     @property
     def prompt_sha256(self) -> str:
         return hashlib.sha256(self.prompt.encode()).hexdigest()
+
+
+# The run flow's parameters are RunConfig's fields under the CLI's names (these three differ), so the CLI,
+# the flow and the backfill translate through the two functions below instead of each naming every field.
+_FIELD_OF_PARAMETER = {"budget": "budget_usd", "ocr_fee": "ocr_fee_per_page", "pdf_text_name": "pdf_text_wire_name"}
+_PARAMETER_OF_FIELD = {f: p for p, f in _FIELD_OF_PARAMETER.items()}
+_FLOW_FIELDS = (
+    *("sources", "out", "model", "prompt", "engine", "budget_usd", "concurrency", "max_attempts", "include"),
+    *("exclude", "reprocess", "offline", "max_tokens", "base_url", "batch_size", "shard", "shards"),
+    *("ocr_fee_per_page", "pdf_text_wire_name"),
+)
+_SEQUENCES = ("sources", "include", "exclude")
+
+
+def config_from_parameters(parameters: Mapping[str, Any]) -> RunConfig:
+    """The RunConfig that flow parameters describe; names that are not run settings (key_block...) are skipped."""
+    fields: dict[str, Any] = {}
+    for name, value in parameters.items():
+        field_name = _FIELD_OF_PARAMETER.get(name, name)
+        if field_name in _FLOW_FIELDS:
+            fields[field_name] = tuple(value or ()) if field_name in _SEQUENCES else value
+    return RunConfig(**fields)
+
+
+def flow_parameters(config: RunConfig) -> dict[str, Any]:
+    """The flow parameters that describe `config` (JSON-friendly: lists, not tuples; never a key)."""
+    values = {name: getattr(config, name) for name in _FLOW_FIELDS}
+    return {_PARAMETER_OF_FIELD.get(k, k): list(v) if k in _SEQUENCES else v for k, v in values.items()}
 
 
 def resolve_base_url(explicit: str | None) -> str:

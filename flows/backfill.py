@@ -8,6 +8,7 @@ several machines at once; shards split by content hash are disjoint, so the unio
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from typing import Any
 from uuid import UUID
@@ -20,7 +21,7 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.deployments.flow_runs import arun_deployment
 from prefect.runtime import flow_run as current_run
 
-from docrouter.config import DEFAULT_MODEL, DEFAULT_PROMPT, RunConfig
+from docrouter.config import DEFAULT_MODEL, DEFAULT_PROMPT, config_from_parameters
 from flows.backfill_report import (
     PAGE,
     ShardRun,
@@ -32,8 +33,10 @@ from flows.backfill_report import (
     shard_budgets,
     unfinished_message,
 )
+from flows.run import docrouter_run
 
 SHARD_DEPLOYMENT = "docrouter-run/backfill-shard"
+_PASSED_ON = frozenset(inspect.signature(docrouter_run.fn).parameters) - {"shard", "shards", "budget", "show_progress"}
 
 
 @flow(name="docrouter-backfill", log_prints=False)
@@ -55,28 +58,16 @@ async def docrouter_backfill(
     base_url: str | None = None,
     key_block: str | None = None,
     batch_size: int = 100,
+    ocr_fee: float = 0.002,
+    pdf_text_name: str = "cloudflare-ai",
     deployment_name: str = SHARD_DEPLOYMENT,
     poll_seconds: float = 5.0,
     timeout_hours: float = 24.0,
 ) -> dict[str, Any]:
     """Run `shards` child flow runs of `deployment_name`, each with an even share of `budget`; fail if any does."""
-    child = {
-        "sources": list(sources),
-        "out": out,
-        "model": model,
-        "prompt": prompt,
-        "engine": engine,
-        "concurrency": concurrency,
-        "max_attempts": max_attempts,
-        "include": list(include or []),
-        "exclude": list(exclude or []),
-        "reprocess": reprocess,
-        "offline": offline,
-        "max_tokens": max_tokens,
-        "base_url": base_url,
-        "key_block": key_block,
-        "batch_size": batch_size,
-    }
+    # The first statement: locals() are exactly this flow's parameters. Each shard gets the ones the shard
+    # flow takes, except its own shard, shard count and budget share (shard_parameters sets those).
+    child = {name: value for name, value in locals().items() if name in _PASSED_ON}
     check_parameters(child, budget, shards)
     started = await start_shards(deployment_name, child, budget, shards)
     async with get_client() as client:
@@ -92,20 +83,7 @@ async def docrouter_backfill(
 
 def check_parameters(child: dict[str, Any], budget: float | None, shards: int) -> None:
     """Fail before creating any child run when the children would all fail on their parameters."""
-    RunConfig(
-        sources=tuple(child["sources"]),
-        out=child["out"],
-        model=child["model"],
-        prompt=child["prompt"],
-        engine=child["engine"],
-        budget_usd=budget,
-        concurrency=child["concurrency"],
-        max_attempts=child["max_attempts"],
-        max_tokens=child["max_tokens"],
-        batch_size=child["batch_size"],
-        shard=0,
-        shards=shards,
-    )
+    config_from_parameters({**child, "budget": budget, "shard": 0, "shards": shards})
 
 
 def shard_parameters(child: dict[str, Any], shard: int, shards: int, budget: float | None) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from prefect.states import Failed
 from prefect.utilities.annotations import quote
 
 from docrouter import runs
-from docrouter.config import DEFAULT_MODEL, DEFAULT_PROMPT, RunConfig
+from docrouter.config import DEFAULT_MODEL, DEFAULT_PROMPT, config_from_parameters
 from docrouter.errors import RunFatal
 from docrouter.progress import Progress, stderr_progress
 from flows.reporting import publish_progress, publish_summary, run_summary
@@ -47,27 +47,7 @@ async def docrouter_run(
     show_progress: bool = False,
 ) -> dict[str, Any]:
     """Answer every document under `sources` and write results to `out` (the API key never is a parameter)."""
-    config = RunConfig(
-        sources=tuple(sources),
-        out=out,
-        model=model,
-        prompt=prompt,
-        engine=engine,
-        budget_usd=budget,
-        concurrency=concurrency,
-        max_attempts=max_attempts,
-        include=tuple(include or ()),
-        exclude=tuple(exclude or ()),
-        reprocess=reprocess,
-        offline=offline,
-        max_tokens=max_tokens,
-        base_url=base_url,
-        batch_size=batch_size,
-        shard=shard,
-        shards=shards,
-        ocr_fee_per_page=ocr_fee,
-        pdf_text_wire_name=pdf_text_name,
-    )
+    config = config_from_parameters(locals())  # the first statement: locals() are exactly the parameters
     timings = {"flow_started": time.time()}
     api_key = None if offline else await load_api_key(key_block)
     documents = await stages.discover(config)

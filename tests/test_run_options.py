@@ -52,3 +52,19 @@ def test_attribution_headers_come_from_the_environment(tmp_path: Path, monkeypat
     monkeypatch.delenv("OPENROUTER_APP_TITLE")
     config = RunConfig(sources=("x",), out=str(tmp_path))
     assert (config.referer, config.title) == (None, "docrouter")
+
+
+def test_flow_parameters_describe_the_config_exactly_and_name_only_flow_parameters(tmp_path: Path) -> None:
+    import inspect
+
+    from docrouter.config import RunConfig, config_from_parameters, flow_parameters
+    from flows.run import docrouter_run
+
+    config = RunConfig(
+        sources=("a", "b"), out=str(tmp_path), budget_usd=2.5, include=("*.pdf",), ocr_fee_per_page=0.01,
+        pdf_text_wire_name="pdf-text", shard=1, shards=3, reprocess=True,
+    )  # fmt: skip
+    parameters = flow_parameters(config)
+    assert set(parameters) <= set(inspect.signature(docrouter_run.fn).parameters)
+    assert parameters["sources"] == ["a", "b"] and parameters["budget"] == 2.5 and parameters["ocr_fee"] == 0.01
+    assert config_from_parameters({**parameters, "key_block": "blk", "show_progress": True}) == config
