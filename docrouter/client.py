@@ -233,15 +233,7 @@ class OpenRouterClient:
             response = await self._http.post(f"{self.base_url}/chat/completions", content=content, headers=headers)
         except httpx.TransportError as exc:
             raise translate_transport_error(exc) from None
-        if response.status_code != 200:
-            raise error_from_response(response)
-        try:
-            body = response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise errors.ServerError("HTTP 200 with a body that is not JSON", status=200) from None
-        if not isinstance(body, dict):
-            raise errors.ServerError("HTTP 200 with a JSON body that is not an object", status=200)
-        return parse_completion(body, response.headers)
+        return parse_completion(_json_object(response, "HTTP 200 with"), response.headers)
 
 
 def models_fetcher(base_url: str, api_key: str | None, *, timeout_s: float = 20.0) -> Any:
@@ -258,14 +250,19 @@ def models_fetcher(base_url: str, api_key: str | None, *, timeout_s: float = 20.
                 )
         except httpx.TransportError as exc:
             raise translate_transport_error(exc) from None
-        if response.status_code != 200:
-            raise error_from_response(response)
-        try:
-            body = response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise errors.ServerError("GET /models returned a body that is not JSON") from None
-        if not isinstance(body, dict):
-            raise errors.ServerError("GET /models returned a JSON body that is not an object")
-        return body
+        return _json_object(response, "GET /models returned")
 
     return fetch
+
+
+def _json_object(response: httpx.Response, what: str) -> dict[str, Any]:
+    """The body of a 200 as a JSON object; the error the response stands for otherwise."""
+    if response.status_code != 200:
+        raise error_from_response(response)
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise errors.ServerError(f"{what} a body that is not JSON", status=200) from None
+    if not isinstance(body, dict):
+        raise errors.ServerError(f"{what} a JSON body that is not an object", status=200)
+    return body
