@@ -82,7 +82,7 @@ def open_pdf(path: str) -> OpenedPdf:
             encrypted = reader.is_encrypted
             if encrypted:
                 _decrypt(reader)
-            index_unlisted_objects(reader)  # ~5 ms per MB; no log to wait for (a caller may have silenced pypdf)
+            index_unlisted_objects(reader)
             pages = len(reader.pages)
         except (Encrypted, MemoryError, RecursionError):
             raise
@@ -105,7 +105,10 @@ def index_unlisted_objects(reader: PdfReader) -> None:
     pypdf finds each unlisted object with a regex search of the whole file, the first time it is asked for:
     format-corpus/027613.pdf (1.6 MB, a broken xref chain) cost 1,400 such searches, 8 of its 9 s of
     inspection. One pass finds the same offsets (same pattern, first match), so pypdf reads the same objects.
+    A whole xref lists everything, so the pass (~5 ms per MB) is made only when it is short.
     """
+    if not xref_is_short(reader):
+        return
     data = _all_bytes(reader.stream)
     try:
         for match in _OBJECT_HEADER.finditer(data):
@@ -120,9 +123,10 @@ def index_unlisted_objects(reader: PdfReader) -> None:
 
 def xref_is_short(reader: PdfReader) -> bool:
     """Whether the xref lists fewer objects than the trailer's /Size says exist (a broken or partial table)."""
+    size: Any = reader.trailer.get("/Size")
     try:
-        size = int(reader.trailer.get("/Size", 0))
-    except (TypeError, ValueError):
+        size = int(size)
+    except (TypeError, ValueError):  # no usable /Size: assume the worst
         return True
     listed = sum(len(objects) for objects in reader.xref.values()) + len(reader.xref_objStm)
     return listed < size - 1  # object 0 is always free

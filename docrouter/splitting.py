@@ -12,7 +12,7 @@ from pypdf import PdfReader, PdfWriter
 
 from docrouter.errors import ConfigError, Corrupt, TooLarge
 from docrouter.inspection import Inspection
-from docrouter.pdfreading import index_unlisted_objects, pypdf_messages, xref_is_short
+from docrouter.pdfreading import index_unlisted_objects, pypdf_messages
 
 TEXT_ENGINES = frozenset({"local-text", "pdf-text"})
 ENV_MAX_REQUEST_BYTES = "DOCROUTER_MAX_REQUEST_BYTES"
@@ -118,8 +118,7 @@ def pdf_subset(path: str, first: int, last: int) -> bytes:
             reader = PdfReader(file, strict=False)
             if reader.is_encrypted:
                 reader.decrypt("")
-            if xref_is_short(reader):  # one pass instead of a whole-file search per unlisted object
-                index_unlisted_objects(reader)
+            index_unlisted_objects(reader)  # one pass instead of a whole-file search per unlisted object
             writer = PdfWriter()
             for index in range(first, last + 1):
                 writer.add_page(reader.pages[index])
