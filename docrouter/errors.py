@@ -10,7 +10,8 @@
     │   ├── ServerError           HTTP 500/502/503/529, error inside a 200 body  (server_error)
     │   ├── Timeout               HTTP 408/524, read/connect timeouts            (timeout)
     │   ├── ConnectionFailed      refused / dropped connections                  (connection)
-    │   └── EmptyAnswer           200 with empty content                         (empty_answer)
+    │   ├── EmptyAnswer           200 with empty content                         (empty_answer)
+    │   └── Changed               the file changed or vanished after discovery   (changed)
     └── Terminal                  this document fails (a `failed` row); the run goes on
         ├── BadRequest            HTTP 400/422                                   (bad_request)
         ├── Moderation            HTTP 403                                       (moderation)
@@ -22,7 +23,11 @@
             ├── Corrupt           cannot be parsed                               (corrupt)
             ├── Empty             zero bytes, or no pages                        (empty)
             ├── Unsupported       not a PDF/PNG/JPEG/WebP/GIF                    (unsupported)
-            └── TooLarge          over a size/page/pixel limit                   (too_large)
+            ├── Unreadable        permission denied or an I/O error when read    (unreadable)
+            └── TooLarge          over a size/page/pixel limit or memory bound   (too_large)
+
+Changed is transient in SPEC section 4's sense (a property of the moment: the next run reads the new bytes
+as a new document), and it is never sent: it comes from reading the file, before any request.
 
 Only docrouter.client translates HTTP statuses and httpx exceptions into this tree.
 """
@@ -103,6 +108,15 @@ class EmptyAnswer(Transient):
     error_type = "empty_answer"
 
 
+class Changed(Transient):
+    """The file is no longer what discovery hashed (modified, deleted, replaced by a link or a non-file)."""
+
+    error_type = "changed"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, sent=False)
+
+
 class Terminal(DocrouterError):
     """This document fails; the run goes on."""
 
@@ -145,6 +159,10 @@ class Empty(DocumentError):
 
 class Unsupported(DocumentError):
     error_type = "unsupported"
+
+
+class Unreadable(DocumentError):
+    error_type = "unreadable"
 
 
 class TooLarge(DocumentError):

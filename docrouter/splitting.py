@@ -6,7 +6,9 @@ import dataclasses
 import io
 import os
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from pypdf import PdfReader, PdfWriter
 
@@ -110,11 +112,11 @@ def _cap(run: Part, size: int) -> list[Part]:
     return [Part(first, min(run.last, first + size - 1), run.engine) for first in range(run.first, run.last + 1, size)]
 
 
-def pdf_subset(path: str, first: int, last: int) -> bytes:
-    """The PDF bytes of pages first..last (a real, standalone PDF made with pypdf)."""
+def pdf_subset(source: str | BinaryIO, first: int, last: int) -> bytes:
+    """The PDF bytes of pages first..last (a real, standalone PDF made with pypdf), from a path or open file."""
     try:
         # An open file, not the path: given a path, pypdf reads the whole file into memory first.
-        with pypdf_messages(), open(path, "rb") as file:  # its repair notes are not news here: keep them off stderr
+        with pypdf_messages(), _binary(source) as file:  # its repair notes are not news here: keep them off stderr
             reader = PdfReader(file, strict=False)
             if reader.is_encrypted:
                 reader.decrypt("")
@@ -127,6 +129,11 @@ def pdf_subset(path: str, first: int, last: int) -> bytes:
     except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError) as exc:
         raise Corrupt(f"cannot cut pages {first + 1}-{last + 1} out of the PDF: {exc}") from None
     return out.getvalue()
+
+
+def _binary(source: str | BinaryIO) -> AbstractContextManager[BinaryIO]:
+    """The file opened for reading, or the open file as is (its owner closes it)."""
+    return open(source, "rb") if isinstance(source, str) else nullcontext(source)
 
 
 def check_body(size: int, limits: SplitLimits, what: str) -> None:
