@@ -13,7 +13,8 @@ from docrouter import errors
 from docrouter.catalogue import ModelInfo
 from docrouter.client import Completion
 from docrouter.dispatch import Attempted, Dispatcher
-from docrouter.images import PreparedImage, prepare_image
+from docrouter.documents import Document
+from docrouter.images import ImageDecoder, PreparedImage
 from docrouter.inspection import Inspection, extract_text
 from docrouter.payloads import (
     PARSING_ENGINES,
@@ -26,11 +27,14 @@ from docrouter.payloads import (
     text_request,
 )
 from docrouter.pricing import PriceBook, estimate
+from docrouter.reading import check_unchanged, read_verified, verified_file
 from docrouter.results import Annotation, Result
 from docrouter.rows import Job, RunColumns, annotation_rows, as_message_annotation, attempted_row, error_row, now_iso
 from docrouter.splitting import Part, SplitLimits, check_body, part_labels, pdf_subset, plan_parts
 
 Body = Callable[[tuple[dict[str, Any], ...]], dict[str, Any]]
+# What ends one document without a request: the file cannot be used, or is no longer what discovery hashed.
+UNSENDABLE = (errors.DocumentError, errors.Changed)
 
 
 @dataclass
@@ -44,6 +48,8 @@ class JobContext:
     dispatcher: Dispatcher
     stored_annotations: Callable[[str], Sequence[Annotation]]
     limits: SplitLimits = field(default_factory=SplitLimits.from_env)
+    images: ImageDecoder = field(default_factory=ImageDecoder)
+    named_files: frozenset[str] = frozenset()  # files named as sources: their symlinks are followed anywhere
     bodies: asyncio.Semaphore = field(init=False)
 
     def __post_init__(self) -> None:
@@ -53,8 +59,22 @@ class JobContext:
 
 
 async def answer(job: Job, ctx: JobContext) -> tuple[Result, list[Annotation]]:
-    """Send one routed document and turn what came back into its row and its annotations."""
+    """Send one routed document and turn what came back into its row and its annotations.
+
+    Never raises for anything the document does: an error no one foresaw is its row (error_type "error"),
+    so one file cannot end its batch.
+    """
     started = now_iso()
+    try:
+        return await _answer(job, ctx, started)
+    except MemoryError:
+        failure: errors.DocrouterError = errors.TooLarge("preparing this file needed more memory than exists")
+    except Exception as exc:  # a library error on strange bytes, or a bug: this document's row, not the batch's end
+        failure = errors.DocrouterError(f"failed unexpectedly ({type(exc).__name__}: {exc})"[:500])
+    return error_row(job, ctx.run, failure, started), []
+
+
+async def _answer(job: Job, ctx: JobContext, started: str) -> tuple[Result, list[Annotation]]:
     route, inspection = job.route, job.inspection
     assert route is not None and route.engine is not None and inspection is not None
     parts = plan_parts(inspection, route.engine, job.document.size_bytes, ctx.limits) if inspection.pages else []
@@ -64,7 +84,7 @@ async def answer(job: Job, ctx: JobContext) -> tuple[Result, list[Annotation]]:
             job = _with_reason(job, part_labels(parts))
         else:
             job, attempted, parts = await _answer_whole_or_halves(job, ctx, parts)
-    except errors.DocumentError as exc:
+    except UNSENDABLE as exc:
         return error_row(job, ctx.run, exc, started), []
     engine = job.route.engine if job.route and job.route.engine else ""
     found = annotation_rows(job, ctx.run, attempted.annotations, engine)
@@ -90,7 +110,8 @@ async def _answer_whole(job: Job, ctx: JobContext) -> tuple[Job, Attempted]:
     assert route is not None and route.engine is not None and inspection is not None
     image = None
     if job.document.kind == "image":
-        image = await asyncio.to_thread(prepare_image, Path(job.document.path).read_bytes(), job.document.mime_type)
+        data = await asyncio.to_thread(read_verified, job.document, ctx.named_files)
+        image = await ctx.images.prepare(data, job.document.mime_type)
         if image.note:
             job = _with_reason(job, image.note)
     attempted = await _send(job, route.engine, ctx, image=image)
@@ -146,7 +167,7 @@ async def _send_fitting(job: Job, ctx: JobContext, part: Part) -> list[tuple[Par
     except errors.TooLarge as exc:
         if part.pages == 1:
             return [(part, Attempted(None, exc, 0, 0.0))]
-    except errors.DocumentError as exc:
+    except UNSENDABLE as exc:
         return [(part, Attempted(None, exc, 0, 0.0))]
     halves = await asyncio.gather(*(_send_fitting(job, ctx, half) for half in _halves(part)))
     return [pair for pairs in halves for pair in pairs]
@@ -197,13 +218,15 @@ async def _send(
     text_chars: int | None = None
     build: Body
     if engine == "local-text":
+        await asyncio.to_thread(check_unchanged, doc, ctx.named_files)
         text = await asyncio.to_thread(_local_text, doc.path, part)
+        await asyncio.to_thread(check_unchanged, doc, ctx.named_files)  # the text read is of the hashed bytes
         text_chars = len(text)
         build = _text_body(ctx.options, text, name)
     elif image is not None:
         build = _image_body(ctx.options, image)
     else:
-        data = await asyncio.to_thread(_pdf_bytes, doc.path, part)
+        data = await asyncio.to_thread(_pdf_bytes, doc, part, ctx.named_files)
         size = request_size(pdf_request(ctx.options, b"", name, engine, stored), len(data))
         check_body(size, ctx.limits, f"{name} (pages {part.label if part else 'all'})")
         build = _pdf_body(ctx.options, data, name, engine, stored)
@@ -265,8 +288,12 @@ def _scoped(inspection: Inspection, part: Part | None) -> Inspection:
     )
 
 
-def _pdf_bytes(path: str, part: Part | None) -> bytes:
-    return Path(path).read_bytes() if part is None else pdf_subset(path, part.first, part.last)
+def _pdf_bytes(doc: Document, part: Part | None, named: frozenset[str]) -> bytes:
+    """The bytes to send, read through one handle whose content was checked against doc_id."""
+    if part is None:
+        return read_verified(doc, named)
+    with verified_file(doc, named) as file:
+        return pdf_subset(file, part.first, part.last)
 
 
 def _local_text(path: str, part: Part | None = None) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import os
@@ -23,6 +24,7 @@ from docrouter.client import OpenRouterClient, models_fetcher
 from docrouter.config import RunConfig, cache_dir, resolve_api_key, resolve_base_url
 from docrouter.dispatch import Dispatcher
 from docrouter.documents import Document, discover_documents
+from docrouter.images import ImageDecoder, image_pool
 from docrouter.inspection import Inspection, inspect_isolated, inspection_pool
 from docrouter.isolation import WorkerPool
 from docrouter.jobs import JobContext, answer
@@ -30,6 +32,7 @@ from docrouter.limits import AdaptiveLimiter, RetryPolicy
 from docrouter.payloads import DEFAULT_WIRE_NAMES, RequestOptions
 from docrouter.pricing import PriceBook
 from docrouter.progress import Progress
+from docrouter.reading import still_discovered
 from docrouter.results import Result
 from docrouter.routing import Route, check_forced_engine, choose_engine
 from docrouter.rows import Job, RunColumns, copy_row, unsent_row
@@ -50,6 +53,9 @@ class Session:
     emulator_url: str | None = None
     copy_sources: dict[str, Result] = field(default_factory=dict)  # doc_id -> row, for in-run copies
     inspector: WorkerPool[Document, Inspection] | None = None  # one set of inspection workers for the run
+    # (source_root, rel_path) of every document whose call started in this run: a retried batch (or any second
+    # call with the same jobs) skips them, so nothing is sent twice even when a first attempt died midway.
+    claimed: set[tuple[str, str]] = field(default_factory=set)
     recorder: GroupCommit = field(init=False)
     unrecorded: asyncio.Semaphore = field(init=False)
 
@@ -116,6 +122,7 @@ async def open_session(
             max_tokens=config.max_tokens,
             wire_names={**DEFAULT_WIRE_NAMES, "pdf-text": config.pdf_text_wire_name},
         )
+        inspector = stack.enter_context(inspection_pool())
         jobs = JobContext(
             run=RunColumns(run_id=run_id, model=config.model, prompt_sha256=config.prompt_sha256),
             options=options,
@@ -123,8 +130,9 @@ async def open_session(
             prices=PriceBook(ocr_fee_per_page=config.ocr_fee_per_page),
             dispatcher=dispatcher,
             stored_annotations=store.annotations_for,
+            images=ImageDecoder(stack.enter_context(image_pool())),
+            named_files=named_files(config.sources),
         )
-        inspector = stack.enter_context(inspection_pool())
         yield Session(
             config=config,
             inspector=inspector,
@@ -143,6 +151,11 @@ def _http_client(concurrency: int) -> httpx.AsyncClient:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     timeout = httpx.Timeout(connect=15.0, read=300.0, write=120.0, pool=None)
     return httpx.AsyncClient(limits=limits, timeout=timeout)
+
+
+def named_files(sources: Iterable[str]) -> frozenset[str]:
+    """The sources that name a file (not a folder), as discovery spells their paths."""
+    return frozenset(str(Path(source).absolute()) for source in sources if not Path(source).is_dir())
 
 
 def check_sources(sources: Iterable[str]) -> None:
@@ -204,7 +217,9 @@ def in_shard(doc: Document, shard: int, shards: int) -> bool:
 
 
 def inspect(
-    documents: Sequence[Document], pool: WorkerPool[Document, Inspection] | None = None
+    documents: Sequence[Document],
+    pool: WorkerPool[Document, Inspection] | None = None,
+    named: frozenset[str] = frozenset(),
 ) -> list[tuple[Document, Inspection | None]]:
     """Inspect the supported documents in isolated worker processes (the run's `pool` when given); others
     pass through uninspected."""
@@ -212,8 +227,18 @@ def inspect(
     by_id = {id(d): d for d in supported}
     inspected: dict[int, Inspection] = {}
     for doc, inspection in inspect_isolated(supported, pool):
-        inspected[id(by_id.get(id(doc), doc))] = inspection
+        inspected[id(by_id.get(id(doc), doc))] = _unless_changed(doc, inspection, named)
     return [(d, inspected.get(id(d))) for d in documents]
+
+
+def _unless_changed(doc: Document, inspection: Inspection, named: frozenset[str]) -> Inspection:
+    """A failed inspection of a file that changed since discovery says so (changed, not corrupt)."""
+    if inspection.ok:
+        return inspection  # the call stage checks the bytes again before sending
+    changed = still_discovered(doc, named)
+    if changed is None:
+        return inspection
+    return dataclasses.replace(inspection, error_type=changed.error_type, error_message=changed.message)
 
 
 def route(session: Session, pairs: Sequence[tuple[Document, Inspection | None]]) -> list[Job]:
@@ -238,7 +263,11 @@ def route(session: Session, pairs: Sequence[tuple[Document, Inspection | None]])
 
 
 async def call(session: Session, routed: Sequence[Job], copied_ids: set[str]) -> list[Result]:
-    """Answer every job (concurrently, bounded by the limiter), recording each row before moving on."""
+    """Answer every job (concurrently, bounded by the limiter), recording each row before moving on.
+
+    A job this run already took up (a retried batch) is skipped: it was recorded, or is being answered.
+    """
+    fresh = [job for job in routed if _claim(session, job.document)]
 
     async def one(job: Job) -> Result:
         async with session.unrecorded:
@@ -252,7 +281,16 @@ async def call(session: Session, routed: Sequence[Job], copied_ids: set[str]) ->
             session.copy_sources[job.document.doc_id] = result
         return result
 
-    return list(await asyncio.gather(*(one(job) for job in routed)))
+    return list(await asyncio.gather(*(one(job) for job in fresh)))
+
+
+def _claim(session: Session, doc: Document) -> bool:
+    """True the first time this run takes up `doc` (one row per file per run), False ever after."""
+    key = (doc.source_root, doc.rel_path)
+    if key in session.claimed:
+        return False
+    session.claimed.add(key)
+    return True
 
 
 def write_copies(session: Session, copies: Sequence[Document]) -> list[Result]:

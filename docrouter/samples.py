@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import io
 import random
+import struct
 import textwrap
+import zlib
 from collections.abc import Sequence
 
 from PIL import Image, ImageDraw, ImageFont
@@ -225,3 +227,32 @@ def gif(w: int = 320, h: int = 200, frames: int = 1) -> bytes:
 def tiff(w: int = 320, h: int = 200) -> bytes:
     """A TIFF picture of a receipt (a format the API does not take)."""
     return _save(_picture(w, h), "TIFF", compression="tiff_deflate")
+
+
+def giant_png(width: int = 13_000, height: int = 13_000, shade: int = 0xF0) -> bytes:
+    """A huge uniform grey RGB PNG written row by row (never held decoded): 169 MP is about 0.5 MB."""
+    packer = zlib.compressobj(9)
+    row = b"\x00" + bytes([shade]) * (3 * width)  # filter byte 0, then the pixels
+    compressed = [packer.compress(row) for _ in range(height)]
+    compressed.append(packer.flush())
+    return _png_file(width, height, b"".join(compressed))
+
+
+def header_only_png(width: int = 10_000, height: int = 10_000) -> bytes:
+    """A PNG whose header claims width x height but which carries no pixel data at all."""
+    return _png_file(width, height, None)
+
+
+def truncated(data: bytes, keep: float = 0.5) -> bytes:
+    """The first `keep` share of `data`: a file cut short by a failed copy or download."""
+    return data[: int(len(data) * keep)]
+
+
+def _png_file(width: int, height: int, idat: bytes | None) -> bytes:
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB, no interlace
+    chunks = [_png_chunk(b"IHDR", header)] + ([_png_chunk(b"IDAT", idat)] if idat is not None else [])
+    return b"\x89PNG\r\n\x1a\n" + b"".join(chunks) + _png_chunk(b"IEND", b"")
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))

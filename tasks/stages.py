@@ -32,7 +32,7 @@ async def inspect(
     session: runs.Session, documents: Sequence[Document], label: str
 ) -> list[tuple[Document, Inspection | None]]:
     """Inspect one batch in the run's worker processes (pypdf work never blocks the event loop)."""
-    return await asyncio.to_thread(runs.inspect, documents, session.inspector)
+    return await asyncio.to_thread(runs.inspect, documents, session.inspector, session.jobs.named_files)
 
 
 @task(name="route-batch", task_run_name="route-{label}", **_TASK)
@@ -41,7 +41,10 @@ def route(session: runs.Session, pairs: Sequence[tuple[Document, Inspection | No
     return runs.route(session, pairs)
 
 
-@task(name="call-batch", retries=1, retry_delay_seconds=5, task_run_name="call-{label}", **_TASK)
+# No task retries: every request already retries inside (Retry-After, backoff) and every per-document failure
+# is that document's row, so what escapes is run-level (disk full, a bug), where sending the batch again
+# cannot help and could pay twice. runs.call also skips documents this run has already taken up.
+@task(name="call-batch", task_run_name="call-{label}", **_TASK)
 async def call(session: runs.Session, jobs: Sequence[Job], copied_ids: set[str], label: str) -> list[Result]:
-    """Send a batch; HTTP retries honour Retry-After inside, a task retry skips rows already recorded."""
+    """Send a batch once; HTTP retries honour Retry-After inside, and no document is taken up twice."""
     return await runs.call(session, jobs, copied_ids)
