@@ -84,16 +84,23 @@ def _opened(doc: Document, named: Collection[str]) -> Iterator[BinaryIO]:
         fd = os.open(target, _FLAGS)
     except OSError as exc:
         raise _open_error(doc, exc) from None
-    with os.fdopen(fd, "rb") as file:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise Changed(f"{doc.rel_path} was replaced by {_what(info.st_mode)} after discovery; not sent")
-        if info.st_size != doc.size_bytes:
-            raise Changed(
-                f"{doc.rel_path} was modified after discovery ({doc.size_bytes:,} -> {info.st_size:,} bytes); "
-                "not sent, the next run sends the new content"
-            )
+    try:
+        _check_kind_and_size(doc, os.fstat(fd))
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as file:  # (fdopen refuses a folder: the kind is checked first)
         yield file
+
+
+def _check_kind_and_size(doc: Document, info: os.stat_result) -> None:
+    if not stat.S_ISREG(info.st_mode):
+        raise Changed(f"{doc.rel_path} was replaced by {_what(info.st_mode)} after discovery; not sent")
+    if info.st_size != doc.size_bytes:
+        raise Changed(
+            f"{doc.rel_path} was modified after discovery ({doc.size_bytes:,} -> {info.st_size:,} bytes); "
+            "not sent, the next run sends the new content"
+        )
 
 
 def _target(doc: Document, named: Collection[str]) -> str:

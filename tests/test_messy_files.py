@@ -57,13 +57,15 @@ def test_damaged_images_are_rows_and_the_run_goes_on(tmp_path: Path, emulator: E
     (docs / "cut.jpg").write_bytes(samples.truncated(samples.jpeg(4000, 3000)))
     (docs / "cut.png").write_bytes(samples.truncated(samples.png(4000, 3000)))
     (docs / "claims_100mp.png").write_bytes(samples.header_only_png(10_000, 10_000))
+    (docs / "bomb_400mp.png").write_bytes(samples.header_only_png(20_000, 20_000))
 
     summary = run_flow(sources=[str(docs)], out=str(tmp_path / "out"), base_url=emulator.base_url)
 
     rows = by_name(results(tmp_path / "out"))
-    assert len(rows) == 7
+    assert len(rows) == 8
     for name in ("cut.jpg", "cut.png", "claims_100mp.png"):
         assert rows[name][:2] == ("failed", "corrupt"), rows[name]
+    assert rows["bomb_400mp.png"][:2] == ("failed", "too_large"), rows["bomb_400mp.png"]
     assert [r[0] for name, r in rows.items() if name.startswith(("text_", "image_"))] == ["ok"] * 4
     assert summary["requests_sent"] == 4  # the damaged files cost nothing
     assert set(paid_per_file(emulator).values()) == {1}
@@ -108,12 +110,24 @@ async def run_stages(
         return [await runs.call(session, jobs, set()) for _ in range(calls)]
 
 
-def change_files(docs: Path, outside: Path) -> None:
-    """Delete one file, rewrite one, swap one for a symlink to a file outside the source root."""
+def change_files(docs: Path, outside: Path, *, fifo: bool) -> None:
+    """Delete one file, rewrite two, swap one for a symlink to a file outside the source root, one for a
+    folder and one for a named pipe (after inspection: the inspection workers open by path, and a pipe
+    would hold one for its whole time limit)."""
     (docs / "image_000.png").unlink()
     (docs / "image_001.png").write_bytes(samples.png(240, 240))
     (docs / "image_002.png").unlink()
     (docs / "image_002.png").symlink_to(outside)
+    (docs / "image_004.png").unlink()
+    (docs / "image_004.png").mkdir()
+    (docs / "image_005.png").unlink()
+    if fifo:
+        os.mkfifo(docs / "image_005.png")
+    with (docs / "image_006.png").open("r+b") as same_size:  # one byte flipped in place: only the hash tells
+        same_size.seek(-1, os.SEEK_END)
+        last = same_size.read(1)
+        same_size.seek(-1, os.SEEK_END)
+        same_size.write(bytes([last[0] ^ 0xFF]))
     (docs / "text_000.pdf").write_bytes(samples.text_pdf(1, text="Replaced. " * 40))
 
 
@@ -122,19 +136,26 @@ def test_files_changed_after_discovery_are_changed_rows_never_paid(
     tmp_path: Path, emulator: Emulator, moment: str
 ) -> None:
     docs = tmp_path / "docs"
-    write_corpus(docs, text=2, pngs=4)
+    write_corpus(docs, text=2, pngs=7)
     outside = tmp_path / "secret.png"
     outside.write_bytes(samples.png(300, 300))
     config = stage_config(docs, tmp_path / "out", emulator)
 
-    asyncio.run(run_stages(config, **{moment: lambda: change_files(docs, outside)}))
+    fifo = moment == "after_inspection"
+    asyncio.run(run_stages(config, **{moment: lambda: change_files(docs, outside, fifo=fifo)}))
 
     rows = by_name(results(tmp_path / "out"))
-    assert len(rows) == 6
-    assert rows["image_000.png"][:2] == ("failed", "changed") and "deleted" in str(rows["image_000.png"][2])
-    assert rows["image_001.png"][:2] == ("failed", "changed") and "modified" in str(rows["image_001.png"][2])
-    assert rows["image_002.png"][:2] == ("failed", "changed") and "symlink" in str(rows["image_002.png"][2])
-    assert rows["text_000.pdf"][:2] == ("failed", "changed") and "modified" in str(rows["text_000.pdf"][2])
+    assert len(rows) == 9
+    for name, what in [
+        ("image_000.png", "deleted"),
+        ("image_001.png", "modified"),
+        ("image_002.png", "symlink"),
+        ("image_004.png", "folder"),
+        ("image_005.png", "named pipe" if fifo else "deleted"),
+        ("image_006.png", "different bytes"),
+        ("text_000.pdf", "modified"),
+    ]:
+        assert rows[name][:2] == ("failed", "changed") and what in str(rows[name][2]), (name, rows[name])
     assert rows["image_003.png"][0] == rows["text_001.pdf"][0] == "ok"
     assert chat_requests(emulator) == 2  # only the unchanged files were sent
     paid = paid_per_file(emulator)
@@ -143,7 +164,8 @@ def test_files_changed_after_discovery_are_changed_rows_never_paid(
 
     # The next run picks up the new bytes as new documents (the symlink out of the root is not followed).
     [second] = asyncio.run(run_stages(config))
-    assert {r.path: r.status for r in second} == {"image_001.png": "ok", "text_000.pdf": "ok"}
+    assert {"image_001.png", "text_000.pdf"} <= {r.path for r in second if r.status == "ok"}
+    assert chat_requests(emulator) == 2 + sum(r.attempts > 0 for r in second) == 5
     assert set(paid_per_file(emulator).values()) == {1}
 
 
