@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -50,8 +52,7 @@ def by_name(df: pd.DataFrame) -> dict[str, tuple[str, str | None, str | None]]:
     return {r.path: (r.status, r.error_type, r.error_message) for r in df.itertuples()}
 
 
-@pytest.mark.usefixtures("prefect_api_url")
-def test_damaged_images_are_rows_and_the_run_goes_on(tmp_path: Path, emulator: Emulator) -> None:
+def test_damaged_images_are_rows_and_the_run_goes_on(tmp_path: Path, emulator: Emulator, prefect_api_url: str) -> None:
     docs = tmp_path / "docs"
     write_corpus(docs, text=2, pngs=2)
     (docs / "cut.jpg").write_bytes(samples.truncated(samples.jpeg(4000, 3000)))
@@ -59,15 +60,34 @@ def test_damaged_images_are_rows_and_the_run_goes_on(tmp_path: Path, emulator: E
     (docs / "claims_100mp.png").write_bytes(samples.header_only_png(10_000, 10_000))
     (docs / "bomb_400mp.png").write_bytes(samples.header_only_png(20_000, 20_000))
 
-    summary = run_flow(sources=[str(docs)], out=str(tmp_path / "out"), base_url=emulator.base_url)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "docrouter.cli",
+            "run",
+            docs,
+            "--out",
+            tmp_path / "out",
+            "--base-url",
+            emulator.base_url,
+        ],
+        env={**os.environ, "PREFECT_API_URL": prefect_api_url},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
     rows = by_name(results(tmp_path / "out"))
     assert len(rows) == 8
     for name in ("cut.jpg", "cut.png", "claims_100mp.png"):
         assert rows[name][:2] == ("failed", "corrupt"), rows[name]
     assert rows["bomb_400mp.png"][:2] == ("failed", "too_large"), rows["bomb_400mp.png"]
     assert [r[0] for name, r in rows.items() if name.startswith(("text_", "image_"))] == ["ok"] * 4
-    assert summary["requests_sent"] == 4  # the damaged files cost nothing
+    assert chat_requests(emulator) == 4  # the damaged files cost nothing
     assert set(paid_per_file(emulator).values()) == {1}
 
 
