@@ -107,7 +107,7 @@ def _target(doc: Document, named: Collection[str]) -> str:
     """The path to open: doc.path, or where a symlink that discovery would follow points."""
     try:
         info = os.lstat(doc.path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         raise Changed(f"{doc.rel_path} was deleted after discovery; not sent") from None
     except OSError as exc:
         raise Unreadable(f"cannot read the file: {exc.strerror or exc}") from None
@@ -120,7 +120,7 @@ def _target(doc: Document, named: Collection[str]) -> str:
 
 
 def _open_error(doc: Document, exc: OSError) -> Changed | Unreadable:
-    if exc.errno == errno.ENOENT:
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):  # ENOTDIR: a folder on its path became a file
         return Changed(f"{doc.rel_path} was deleted after discovery; not sent")
     if exc.errno == errno.ELOOP:
         return Changed(f"{doc.rel_path} was replaced by a symlink after discovery; not sent")
