@@ -328,13 +328,13 @@ def write_plan(plan: Plan, out_dir: Path) -> Path:
 
 def plan_command(config: RunConfig, *, out: str | None = None) -> int:
     """`docrouter plan`: discover, inspect, route and price every document; print it; no paid call."""
-    from docrouter.runs import discover, inspect  # the run's own stages, so plan and run agree
+    from docrouter.runs import discover, inspect, named_files  # the run's own stages, so plan and run agree
 
     model = plan_catalogue(config).get(config.model)
     forced = None if config.engine == "auto" else config.engine
     check_forced_engine(forced, model)
     plan = build_plan(
-        inspect(discover(config)),
+        inspect(discover(config), named=named_files(config.sources)),
         model,
         PriceBook(ocr_fee_per_page=config.ocr_fee_per_page),
         forced=forced,
