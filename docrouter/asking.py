@@ -19,6 +19,7 @@ from docrouter.dispatch import Attempted, Dispatcher
 from docrouter.errors import ConfigError
 from docrouter.inspection import extract_text
 from docrouter.limits import AdaptiveLimiter, RetryPolicy
+from docrouter.names import stored_file
 from docrouter.payloads import PARSING_ENGINES, RequestOptions, image_request, pdf_request, text_request
 from docrouter.store import read_annotations, read_results
 
@@ -51,7 +52,7 @@ def stored_annotations(out: Path, doc_id: str) -> tuple[dict[str, Any], ...]:
 
 def build_question(row: dict[str, Any], options: RequestOptions, annotations: tuple[dict[str, Any], ...]) -> dict:
     """The request for a follow-up: the stored parse if any (no parse fee), else what was sent before."""
-    path = Path(row["source_root"]) / row["path"]
+    path = stored_file(row["source_root"], row["path"])
     if not path.is_file():
         raise ConfigError(f"{path} is no longer there; the follow-up needs the original file")
     engine = row["engine"]

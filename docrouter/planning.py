@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from docrouter.catalogue import Catalogue, ModelInfo, cache_name, load_catalogue
 from docrouter.client import models_fetcher
 from docrouter.config import RunConfig, cache_dir, resolve_api_key, resolve_base_url
-from docrouter.documents import Document
+from docrouter.documents import SKIPPED_ERRORS, Document, skip_reason
 from docrouter.errors import ConfigError
 from docrouter.inspection import Inspection
 from docrouter.payloads import PARSING_ENGINES
@@ -140,9 +140,9 @@ def build_plan(
 def plan_row(doc: Document, inspection: Inspection | None, pricing: _Pricing, annotated: bool) -> PlanRow:
     """One document's row: its route and what the three rules would cost."""
     if doc.kind is None or inspection is None:
-        why = "empty file (0 bytes)" if doc.size_bytes == 0 else f"unsupported file type {doc.mime_type}"
-        error = "empty" if doc.size_bytes == 0 else "unsupported"
-        return _row(doc, None, Route(None, f"skipped ({error})", None, error, why))
+        error, why = skip_reason(doc)
+        outcome = "skipped" if error in SKIPPED_ERRORS else "failed"
+        return _row(doc, None, Route(None, f"{outcome} ({error})", None, error, why))
     route = choose_engine(
         inspection,
         pricing.model,

@@ -10,7 +10,7 @@ from typing import Any
 
 from docrouter import errors
 from docrouter.dispatch import Attempted
-from docrouter.documents import Document
+from docrouter.documents import SKIPPED_ERRORS, Document, skip_reason
 from docrouter.inspection import Inspection
 from docrouter.results import Annotation, Result, Status
 from docrouter.routing import Route
@@ -77,10 +77,9 @@ def unsent_row(job: Job, run: RunColumns) -> Result | None:
     started = now_iso()
     doc, inspection, route = job.document, job.inspection, job.route
     if doc.kind is None:
-        if doc.size_bytes == 0:
-            return row(job, run, "skipped", started, error_type="empty", error_message="empty file (0 bytes)")
-        message = f"unsupported file type {doc.mime_type}: docrouter reads PDF, PNG, JPEG, WebP and GIF"
-        return row(job, run, "skipped", started, error_type="unsupported", error_message=message)
+        error_type, message = skip_reason(doc)
+        status: Status = "skipped" if error_type in SKIPPED_ERRORS else "failed"
+        return row(job, run, status, started, error_type=error_type, error_message=message)
     if inspection is not None and not inspection.ok:
         fields = {"error_type": inspection.error_type, "error_message": inspection.error_message}
         return row(job, run, "failed", started, **fields)

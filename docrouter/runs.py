@@ -182,9 +182,10 @@ def check_run(config: RunConfig, *, key_block: str | None = None) -> None:
 
 
 def discover(config: RunConfig) -> list[Document]:
-    """Every file under the sources, typed by its bytes and hashed."""
+    """Every file under the sources (not the output folder), typed by its bytes and hashed."""
     check_sources(config.sources)
-    return list(discover_documents(config.sources, include=config.include, exclude=config.exclude))
+    skip = [config.out] if config.out else []
+    return list(discover_documents(config.sources, include=config.include, exclude=config.exclude, skip=skip))
 
 
 def select(documents: Iterable[Document], done: set[tuple[str, str, str]], config: RunConfig) -> Selection:

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import shutil
+import socket
+import stat
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,12 +19,13 @@ from docrouter import samples
 from docrouter.documents import (
     EMPTY_MIME,
     OCTET_STREAM,
-    UNREADABLE_MIME,
     Document,
+    byteless_id,
     discover_documents,
     sniff_mime,
 )
 from docrouter.errors import ConfigError
+from docrouter.names import escape_name, stored_file, unescape_name
 
 PDF = samples.text_pdf(1)
 PNG = samples.png(20, 10)
@@ -141,31 +149,201 @@ def test_symlink_inside_the_root_is_followed(tmp_path: Path) -> None:
     assert docs[0].doc_id == docs[1].doc_id
 
 
-def test_symlink_loops_end(tmp_path: Path) -> None:
+def test_symlink_loops_end_and_a_link_to_itself_is_an_unreadable_entry(tmp_path: Path) -> None:
     root = _tree(tmp_path, {"a/x.pdf": PDF})
     (root / "a" / "up").symlink_to(root)  # folder loop back to the root
     (root / "a" / "self").symlink_to(root / "a" / "self")  # link to itself
     docs = {d.rel_path: d for d in discover_documents([root])}
     assert sorted(docs) == ["a/self", "a/x.pdf"]
-    assert (docs["a/self"].mime_type, docs["a/self"].doc_id, docs["a/self"].kind) == (UNREADABLE_MIME, "", None)
+    loop = docs["a/self"]
+    assert (loop.kind, loop.mime_type, loop.error_type) == (None, "inode/symlink", "unreadable")
+    assert "symlink loop" in (loop.error_message or "")
+    assert loop.doc_id == _byteless_id_of(root, "a/self")
 
 
-def test_dangling_symlink_and_fifo_are_unreadable_not_fatal(tmp_path: Path) -> None:
+def test_dangling_symlink_is_unreadable_and_names_its_target(tmp_path: Path) -> None:
     root = _tree(tmp_path, {"ok.pdf": PDF})
     (root / "gone.pdf").symlink_to(root / "missing.pdf")
-    os.mkfifo(root / "pipe.pdf")  # opening it would block forever
     docs = {d.rel_path: d for d in discover_documents([root])}
-    for name in ("gone.pdf", "pipe.pdf"):
-        assert (docs[name].mime_type, docs[name].doc_id, docs[name].kind) == (UNREADABLE_MIME, "", None)
+    assert (docs["gone.pdf"].kind, docs["gone.pdf"].error_type) == (None, "unreadable")
+    assert "dangling symlink" in (docs["gone.pdf"].error_message or "")
+    assert "missing.pdf" in (docs["gone.pdf"].error_message or "")
     assert docs["ok.pdf"].kind == "pdf"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can read any file")
-def test_file_without_read_permission_is_unreadable(tmp_path: Path) -> None:
-    root = _tree(tmp_path, {"locked.pdf": PDF})
-    (root / "locked.pdf").chmod(0)
+def test_fifo_is_unsupported_and_never_opened(tmp_path: Path) -> None:
+    root = _tree(tmp_path, {})
+    os.mkfifo(root / "pipe.pdf")  # opening it for reading would block forever: the test would hang
     (doc,) = discover_documents([root])
-    assert (doc.mime_type, doc.doc_id, doc.kind, doc.size_bytes) == (UNREADABLE_MIME, "", None, len(PDF))
+    assert (doc.kind, doc.mime_type, doc.error_type, doc.size_bytes) == (None, "inode/fifo", "unsupported", 0)
+    assert "named pipe" in (doc.error_message or "")
+    assert doc.doc_id == _byteless_id_of(root, "pipe.pdf")
+
+
+def test_socket_and_device_are_unsupported_with_what_they_are(tmp_path: Path) -> None:
+    root = _tree(tmp_path, {})
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(root / "s.sock"))
+        made_device = _make_char_device(root / "null.pdf")
+        docs = {d.rel_path: d for d in discover_documents([root])}
+    assert (docs["s.sock"].mime_type, docs["s.sock"].error_type) == ("inode/socket", "unsupported")
+    assert "socket" in (docs["s.sock"].error_message or "")
+    if made_device:
+        assert (docs["null.pdf"].mime_type, docs["null.pdf"].error_type) == ("inode/chardevice", "unsupported")
+        assert "character device" in (docs["null.pdf"].error_message or "")
+
+
+def _make_char_device(path: Path) -> bool:
+    """A character device node like /dev/null (needs CAP_MKNOD; False where the container forbids it)."""
+    try:
+        os.mknod(path, 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+    except PermissionError:
+        return False
+    return True
+
+
+def _byteless_id_of(root: Path, rel: str) -> str:
+    info = os.lstat(root / rel)
+    return byteless_id(escape_name(os.path.realpath(root)), rel, info.st_size, info.st_mtime_ns)
+
+
+def test_an_entry_without_bytes_gets_a_new_identity_when_it_changes(tmp_path: Path) -> None:
+    root = _tree(tmp_path, {})
+    os.mkfifo(root / "pipe")
+    (before,) = discover_documents([root])
+    (again,) = discover_documents([root])
+    os.utime(root / "pipe", ns=(1, 1_000_000_000))
+    (after,) = discover_documents([root])
+    assert before.doc_id == again.doc_id != after.doc_id
+
+
+def _documents(root: Path) -> list[list]:
+    return [[d.rel_path, d.kind, d.error_type, d.error_message, d.size_bytes] for d in discover_documents([root])]
+
+
+def _as_nobody(root: Path) -> dict[str, Any]:
+    """`_documents(root)` in a forked child that has become user nobody (uid 65534), as {"ok": ...} or
+    {"error": ...}: root reads anything, so permission checks need another user (the interpreter lives under
+    /root, which nobody cannot exec, hence a fork rather than a subprocess)."""
+    if os.geteuid() != 0:
+        pytest.skip("switching to another user needs root; a normal user is checked by the ConfigError test")
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        try:
+            os.close(read)
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            try:
+                payload: dict[str, Any] = {"ok": _documents(root)}
+            except Exception as exc:
+                payload = {"error": f"{type(exc).__name__}: {exc}"}
+            with os.fdopen(write, "w") as pipe:
+                json.dump(payload, pipe)
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        text = pipe.read()
+    os.waitpid(pid, 0)
+    return json.loads(text)
+
+
+def _discover_as_nobody(root: Path) -> list[list]:
+    answer = _as_nobody(root)
+    assert "ok" in answer, answer
+    return answer["ok"]
+
+
+@pytest.fixture
+def shared_tmp() -> Iterator[Path]:
+    """A folder user nobody can reach (pytest's tmp_path is private to root)."""
+    folder = Path(tempfile.mkdtemp(prefix="docrouter-perm-"))
+    folder.chmod(0o755)
+    yield folder
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod(0o755)
+    shutil.rmtree(folder)
+
+
+def test_file_without_read_permission_is_failed_unreadable(shared_tmp: Path) -> None:
+    root = _tree(shared_tmp, {"locked.pdf": PDF, "open.pdf": samples.text_pdf(2)})
+    (root / "locked.pdf").chmod(0o600)
+    (root / "open.pdf").chmod(0o644)
+    docs = {rel: rest for rel, *rest in _discover_as_nobody(root)}
+    assert docs["locked.pdf"][:2] == [None, "unreadable"]
+    assert "permission denied" in docs["locked.pdf"][2]
+    assert docs["locked.pdf"][3] == len(PDF)  # stat still works: size (and mtime) identify it across runs
+    assert docs["open.pdf"][:2] == ["pdf", None]
+
+
+def test_unreadable_folder_is_a_row_not_a_silent_gap(shared_tmp: Path) -> None:
+    root = _tree(shared_tmp, {"fine.pdf": PDF, "private/inner.pdf": PDF})
+    for path in (root / "fine.pdf", root / "private" / "inner.pdf"):
+        path.chmod(0o644)
+    (root / "private").chmod(0o700)
+    docs = {rel: rest for rel, *rest in _discover_as_nobody(root)}
+    assert sorted(docs) == ["fine.pdf", "private"]
+    assert docs["private"][:2] == [None, "unreadable"]
+    assert "not discovered" in docs["private"][2]
+
+
+def test_unreadable_source_is_a_config_error(shared_tmp: Path) -> None:
+    root = _tree(shared_tmp / "src", {"a.pdf": PDF})
+    root.chmod(0o700)
+    if os.geteuid() != 0:
+        with pytest.raises(ConfigError, match="cannot read source"):
+            list(discover_documents([root]))
+        return
+    error = _as_nobody(root)["error"]
+    assert error.startswith("ConfigError: cannot read source") and "ermission denied" in error
+
+
+def test_non_utf8_names_are_stored_distinct_and_reversibly(tmp_path: Path) -> None:
+    root = tmp_path / "src"
+    root.mkdir()
+    names = [b"caf\xe9.pdf", b"caf\xc3\xa9.pdf", b"caf%E9.pdf", b"100%.pdf", b"\xff\xfe.pdf"]
+    for i, name in enumerate(names):
+        with open(os.path.join(os.fsencode(root), name), "wb") as f:
+            f.write(samples.text_pdf(1, text=f"doc {i}"))
+    docs = list(discover_documents([root]))
+    stored = sorted(d.rel_path for d in docs)
+    assert stored == sorted(["caf%E9.pdf", "café.pdf", "caf%25E9.pdf", "100%25.pdf", "%FF%FE.pdf"])
+    for doc in docs:
+        assert doc.rel_path.encode("utf-8")  # storable as UTF-8, no lone surrogates
+        assert stored_file(doc.source_root, doc.rel_path) == Path(doc.path)
+        assert stored_file(doc.source_root, doc.rel_path).read_bytes() == Path(doc.path).read_bytes()
+
+
+@pytest.mark.parametrize("name", ["plain.pdf", "a%b", "%", "%%41", "caf\udce9", "\udcff%FF", "ünï/cödé"])
+def test_unescape_inverts_escape(name: str) -> None:
+    assert unescape_name(escape_name(name)) == name
+
+
+def test_output_folder_inside_a_source_is_not_discovered(tmp_path: Path) -> None:
+    root = _tree(tmp_path, {"a.pdf": PDF, "out/results/part-1.parquet": b"PAR1", "sub/b.pdf": PDF})
+    (root / "alias").symlink_to(root / "out")
+    assert _rels(list(discover_documents([root], skip=[root / "out"]))) == ["a.pdf", "sub/b.pdf"]
+
+
+@pytest.mark.parametrize(
+    ("order", "expected"),
+    [
+        (["root", "root"], [("root", "a.pdf"), ("root", "sub/b.pdf")]),
+        (["root", "sub"], [("root", "a.pdf"), ("root", "sub/b.pdf")]),
+        (["sub", "root"], [("sub", "b.pdf"), ("root", "a.pdf")]),
+        (["file", "root"], [("sub", "b.pdf"), ("root", "a.pdf")]),
+        (["root", "file"], [("root", "a.pdf"), ("root", "sub/b.pdf")]),
+    ],
+)
+def test_overlapping_or_repeated_sources_give_one_document_per_file_under_the_first_source(
+    tmp_path: Path, order: list[str], expected: list[tuple[str, str]]
+) -> None:
+    root = _tree(tmp_path / "root", {"a.pdf": PDF, "sub/b.pdf": PNG})
+    given = {"root": root, "sub": root / "sub", "file": root / "sub" / "b.pdf"}
+    docs = list(discover_documents([given[name] for name in order]))
+    assert [(Path(d.source_root).name, d.rel_path) for d in docs] == expected
 
 
 def test_a_source_can_be_a_single_file_even_a_hidden_one(tmp_path: Path) -> None:
