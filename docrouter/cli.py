@@ -74,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--concurrency", type=_positive_int, default=16, help="requests in flight (default 16)")
     run.add_argument("--max-attempts", type=_positive_int, default=6, help="attempts per request (default 6)")
     run.add_argument("--reprocess", action="store_true", help="answer again documents already answered")
+    run.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="try again unchanged files whose last row is a terminal failure (encrypted, corrupt, unsupported...)",
+    )
     run.add_argument("--key-block", metavar="NAME", help="read the API key from this Prefect Secret block")
     run.add_argument("--batch-size", type=_positive_int, default=100, help="documents per Prefect task")
 
@@ -119,6 +124,7 @@ def run_config(args: argparse.Namespace) -> RunConfig:
         include=tuple(args.include),
         exclude=tuple(args.exclude),
         reprocess=getattr(args, "reprocess", False),
+        retry_failed=getattr(args, "retry_failed", False),
         offline=args.offline,
         max_tokens=args.max_tokens,
         base_url=args.base_url,
@@ -160,7 +166,8 @@ def render_summary(summary: dict[str, Any]) -> str:
     budget = f" of ${summary['budget_usd']:.4f}" if summary["budget_usd"] is not None else ""
     return (
         f"run {summary['run_id']}: {summary['documents']} files; {statuses}; "
-        f"{summary['already_done']} already done; spent ${summary['spent_usd']:.4f}{budget}; "
+        f"{summary['already_done']} already done; {summary['known_failures']} known failures unchanged; "
+        f"spent ${summary['spent_usd']:.4f}{budget}; "
         f"{summary['requests_sent']} requests"
     )
 

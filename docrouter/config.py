@@ -32,6 +32,7 @@ class RunConfig:
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     reprocess: bool = False
+    retry_failed: bool = False  # also try again documents whose last row is a terminal failure
     offline: bool = False
     max_tokens: int = 1024
     base_url: str | None = None
@@ -74,7 +75,7 @@ _FIELD_OF_PARAMETER = {"budget": "budget_usd", "ocr_fee": "ocr_fee_per_page", "p
 _PARAMETER_OF_FIELD = {f: p for p, f in _FIELD_OF_PARAMETER.items()}
 _FLOW_FIELDS = (
     *("sources", "out", "model", "prompt", "engine", "budget_usd", "concurrency", "max_attempts", "include"),
-    *("exclude", "reprocess", "offline", "max_tokens", "base_url", "batch_size", "shard", "shards"),
+    *("exclude", "reprocess", "retry_failed", "offline", "max_tokens", "base_url", "batch_size", "shard", "shards"),
     *("ocr_fee_per_page", "pdf_text_wire_name"),
 )
 _SEQUENCES = ("sources", "include", "exclude")

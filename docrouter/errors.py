@@ -30,9 +30,25 @@ Changed is transient in SPEC section 4's sense (a property of the moment: the ne
 as a new document), and it is never sent: it comes from reading the file, before any request.
 
 Only docrouter.client translates HTTP statuses and httpx exceptions into this tree.
+
+Across runs, a failed row's error_type says whether a rerun tries again (SPEC section 4): TERMINAL types are
+a property of the bytes (a rerun leaves an unchanged file alone unless --retry-failed), every other type is a
+property of the moment (rate limits, money, a file that changed...) and is tried again.
 """
 
 from __future__ import annotations
+
+TERMINAL_ERROR_TYPES = frozenset(
+    {
+        *("encrypted", "corrupt", "empty", "unsupported", "unreadable", "too_large", "too_complex"),
+        *("bad_request", "invalid_output", "not_found"),
+    }
+)
+
+
+def is_terminal(error_type: str | None) -> bool:
+    """Whether a row with this error_type stays failed for the same bytes (transient types and None do not)."""
+    return error_type in TERMINAL_ERROR_TYPES
 
 
 class DocrouterError(Exception):

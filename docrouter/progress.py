@@ -26,6 +26,7 @@ class Progress:
     errors: Counter[str] = field(default_factory=Counter)
     spent_usd: float = 0.0
     already_done: int = 0
+    known_failures: int = 0  # terminal failures of earlier runs, left alone
     copies: int = 0
     _started: float = field(default=0.0)
     _last_print: float = field(default=0.0)
@@ -48,7 +49,7 @@ class Progress:
 
     def eta_s(self) -> float | None:
         done = self.finished
-        remaining = self.total - done - self.already_done
+        remaining = self.total - done - self.already_done - self.known_failures
         if done == 0 or remaining <= 0:
             return None
         return (self.clock() - self._started) / done * remaining
@@ -57,7 +58,7 @@ class Progress:
         budget = f" of ${self.budget_usd:.4f}" if self.budget_usd is not None else ""
         eta = self.eta_s()
         parts = [
-            f"{self.finished + self.already_done}/{self.total} docs",
+            f"{self.finished + self.already_done + self.known_failures}/{self.total} docs",
             f"ok {self.statuses['ok']}",
             f"failed {self.statuses['failed']}",
             f"skipped {self.statuses['skipped']}",
@@ -66,6 +67,8 @@ class Progress:
             parts.append(f"over budget {self.statuses['over_budget']}")
         if self.already_done:
             parts.append(f"already done {self.already_done}")
+        if self.known_failures:
+            parts.append(f"known failures {self.known_failures}")
         parts.append(f"spent ${self.spent_usd:.4f}{budget}")
         parts.append(f"ETA {eta:.0f}s" if eta is not None else "ETA -")
         return " | ".join(parts)

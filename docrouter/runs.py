@@ -36,7 +36,7 @@ from docrouter.reading import still_discovered
 from docrouter.results import Result
 from docrouter.routing import Route, check_forced_engine, choose_engine
 from docrouter.rows import Job, RunColumns, copy_row, unsent_row
-from docrouter.store import GroupCommit, Store
+from docrouter.store import GroupCommit, Key, Store, terminal_failures
 
 
 @dataclass
@@ -78,6 +78,7 @@ class Selection:
     fresh: list[Document]
     copies: list[Document]
     already_done: int
+    known_failures: int = 0  # unchanged documents whose last row is a terminal failure: not processed again
 
 
 def new_run_id() -> str:
@@ -188,25 +189,45 @@ def discover(config: RunConfig) -> list[Document]:
     return list(discover_documents(config.sources, include=config.include, exclude=config.exclude, skip=skip))
 
 
-def select(documents: Iterable[Document], done: set[tuple[str, str, str]], config: RunConfig) -> Selection:
-    """Drop documents already answered for this (model, prompt); keep one path per content, the rest copies."""
+def known_failures(session: Session) -> set[Key]:
+    """Keys a rerun leaves alone because their last row is a terminal failure (none with --retry-failed)."""
+    if session.config.retry_failed or session.config.reprocess:
+        return set()
+    return terminal_failures(session.store.out_dir)
+
+
+def select(
+    documents: Iterable[Document], done: set[Key], config: RunConfig, failed: set[Key] | None = None
+) -> Selection:
+    """Drop documents already answered for this (model, prompt), and those whose last row is a terminal failure
+    (`failed`); keep one path per content, the rest copies."""
     fresh: list[Document] = []
     copies: list[Document] = []
     seen: set[str] = set()
-    already_done = 0
+    counts = {"already_done": 0, "known_failures": 0}
     for doc in documents:
         if not in_shard(doc, config.shard, config.shards):
             continue
         if doc.kind is not None and doc.doc_id in seen:
             copies.append(doc)
             continue
-        if doc.kind is not None and not config.reprocess and (doc.doc_id, config.model, config.prompt_sha256) in done:
-            already_done += 1
+        settled = _settled(doc, (doc.doc_id, config.model, config.prompt_sha256), done, failed or set(), config)
+        if settled:
+            counts[settled] += 1
             continue
         if doc.kind is not None:
             seen.add(doc.doc_id)
         fresh.append(doc)
-    return Selection(fresh=fresh, copies=copies, already_done=already_done)
+    return Selection(fresh=fresh, copies=copies, **counts)
+
+
+def _settled(doc: Document, key: Key, done: set[Key], failed: set[Key], config: RunConfig) -> str | None:
+    """Why an earlier run settled this document ("already_done" / "known_failures"), or None."""
+    if config.reprocess:
+        return None
+    if doc.kind is not None and key in done:
+        return "already_done"
+    return "known_failures" if key in failed else None
 
 
 def in_shard(doc: Document, shard: int, shards: int) -> bool:

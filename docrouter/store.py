@@ -48,7 +48,7 @@ from docrouter.datasets import (
     scan,
     to_frame,
 )
-from docrouter.errors import ConfigError
+from docrouter.errors import ConfigError, is_terminal
 from docrouter.journal import JOURNAL_DIR, RunLock, SegmentWriter
 from docrouter.results import Annotation, Result
 
@@ -339,6 +339,18 @@ def read_results(out_dir: Path, columns: Sequence[str] | None = None) -> pandas.
 
     Pass `columns` to read only those (a report of 100k rows needs no `content`)."""
     return to_frame(read_dataset(Path(out_dir), RESULTS, columns))
+
+
+def terminal_failures(out_dir: Path) -> set[Key]:
+    """(doc_id, model, prompt_sha256) whose latest row (by finished_at) is a terminal failure (errors.is_terminal).
+
+    Read-only, over the parts and the journals not compacted yet; a rerun leaves these documents alone."""
+    columns = ["doc_id", "model", "prompt_sha256", "status", "error_type", "finished_at"]
+    table = read_dataset(Path(out_dir), RESULTS, columns).sort_by([("finished_at", "ascending")])
+    latest: dict[Key, bool] = {}
+    for doc_id, model, prompt, status, error_type, _ in _rows(table.to_batches()):
+        latest[(doc_id, model, prompt)] = status != "ok" and is_terminal(error_type)
+    return {key for key, terminal in latest.items() if terminal}
 
 
 def read_annotations(out_dir: Path) -> pandas.DataFrame:

@@ -53,6 +53,7 @@ async def docrouter_backfill(
     include: list[str] | None = None,
     exclude: list[str] | None = None,
     reprocess: bool = False,
+    retry_failed: bool = False,
     offline: bool = False,
     max_tokens: int = 1024,
     base_url: str | None = None,

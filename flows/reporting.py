@@ -26,6 +26,7 @@ def run_summary(session: Session, selection: Selection) -> dict[str, Any]:
         "documents": progress.total,
         "processed": progress.finished,
         "already_done": selection.already_done,
+        "known_failures": selection.known_failures,
         "by_status": dict(progress.statuses),
         "by_engine": dict(progress.engines),
         "failures": dict(progress.errors),
@@ -57,7 +58,8 @@ async def publish_summary(summary: dict[str, Any]) -> None:
     await acreate_markdown_artifact(
         markdown=(
             f"# docrouter run {summary['run_id']}\n\n{summary['documents']} files, {summary['processed']} "
-            f"processed, {summary['already_done']} already done; spent ${summary['spent_usd']:.4f}{budget} "
+            f"processed, {summary['already_done']} already done, {summary['known_failures']} known failures "
+            f"unchanged; spent ${summary['spent_usd']:.4f}{budget} "
             f"with {summary['model']}; results in `{summary['out']}`.{stopped}"
         ),
         key="docrouter-run",

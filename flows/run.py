@@ -35,6 +35,7 @@ async def docrouter_run(
     include: list[str] | None = None,
     exclude: list[str] | None = None,
     reprocess: bool = False,
+    retry_failed: bool = False,
     offline: bool = False,
     max_tokens: int = 1024,
     base_url: str | None = None,
@@ -54,15 +55,18 @@ async def docrouter_run(
     timings["discovered"] = time.time()
     progress = stderr_progress(0, budget) if show_progress else Progress(budget_usd=budget)
     async with runs.open_session(config, api_key=api_key, progress=progress) as session:
-        selection = runs.select(documents, session.store.done_keys(), config)
-        progress.total = len(selection.fresh) + len(selection.copies) + selection.already_done
-        progress.already_done = selection.already_done
+        selection = runs.select(documents, session.store.done_keys(), config, runs.known_failures(session))
+        progress.already_done, progress.known_failures = selection.already_done, selection.known_failures
+        progress.total = (
+            len(selection.fresh) + len(selection.copies) + selection.already_done + selection.known_failures
+        )
         get_run_logger().info(
-            "run %s: %d files, %d to process, %d already done",
+            "run %s: %d files, %d to process, %d already done, %d known failures unchanged",
             session.run_id,
             len(documents),
             len(selection.fresh),
             selection.already_done,
+            selection.known_failures,
         )
         await process_batches(session, selection)
         runs.write_copies(session, selection.copies)

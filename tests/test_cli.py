@@ -25,7 +25,7 @@ TIMEOUT_S = 240
 
 # SPEC.md section 2: the flags of `run`, and the selection and routing flags `plan` shares with it.
 PLAN_FLAGS = ("--model", "--prompt", "--prompt-file", "--engine", "--include", "--exclude", "--offline")
-RUN_FLAGS = (*PLAN_FLAGS, "--out", "--budget", "--concurrency", "--max-attempts", "--reprocess")
+RUN_FLAGS = (*PLAN_FLAGS, "--out", "--budget", "--concurrency", "--max-attempts", "--reprocess", "--retry-failed")
 ENGINES = ("auto", "pdf-text", "mistral-ocr", "native", "local-text")
 COMMANDS = ("run", "plan", "report", "ask", "emulator")
 

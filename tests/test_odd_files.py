@@ -84,3 +84,9 @@ def test_a_non_utf8_name_is_stored_escaped_and_leads_back_to_its_file(odd: OddRu
     original = os.fsdecode(os.path.join(os.fsencode(odd.source), NON_UTF8))
     assert stored_file(row.source_root, "re%E7u.pdf") == Path(original)
     assert stored_file(row.source_root, "re%E7u.pdf").read_bytes() == Path(original).read_bytes()
+
+
+def test_the_rerun_adds_no_row_and_never_reads_the_output_folder(odd: OddRun) -> None:
+    assert len(odd.frames[1]) == len(odd.frames[0])
+    second = odd.summaries[1]
+    assert (second["already_done"], second["known_failures"], second["by_status"]) == (4, 4, {})
