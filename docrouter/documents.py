@@ -125,6 +125,19 @@ def discover_documents(
                 yield _document(entry, root)
 
 
+def check_source(source: str | Path) -> None:
+    """A ConfigError when a source does not exist (a dangling link counts as a file) or is a folder that
+    cannot be listed: a run-level failure, unlike an unreadable folder inside it (a row)."""
+    path = Path(source)
+    if not path.exists() and not path.is_symlink():
+        raise ConfigError(f"source not found: {source}")
+    if path.is_dir():
+        try:
+            os.scandir(path).close()
+        except OSError as exc:
+            raise ConfigError(f"cannot read source {source}: {exc.strerror or exc}") from None
+
+
 @dataclass(frozen=True)
 class _Entry:
     """A file (or a folder that could not be listed: `error`) found under a root."""
@@ -146,18 +159,13 @@ class _Walk:
 
     def source(self, source: Path) -> tuple[str, list[_Entry]]:
         """The real root of one source and its entries (none when an earlier source walked it already)."""
-        if not source.exists() and not source.is_symlink():
-            raise ConfigError(f"source not found: {source}")
+        check_source(source)
         if not source.is_dir():
             root = os.path.realpath(source.absolute().parent)
             return root, [_Entry(os.path.join(root, source.name), source.name)]
         root = os.path.realpath(source)
         if root in self.seen:
             return root, []
-        try:
-            os.scandir(root).close()
-        except OSError as exc:
-            raise ConfigError(f"cannot read source {source}: {exc.strerror or exc}") from None
         self.seen.add(root)
         return root, self._walk(root)
 

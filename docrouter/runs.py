@@ -23,7 +23,7 @@ from docrouter.catalogue import Catalogue, cache_name, load_catalogue
 from docrouter.client import OpenRouterClient, models_fetcher
 from docrouter.config import RunConfig, cache_dir, resolve_api_key, resolve_base_url
 from docrouter.dispatch import Dispatcher
-from docrouter.documents import Document, discover_documents
+from docrouter.documents import Document, check_source, discover_documents
 from docrouter.images import ImageDecoder, image_pool
 from docrouter.inspection import Inspection, inspect_isolated, inspection_pool
 from docrouter.isolation import WorkerPool
@@ -160,10 +160,9 @@ def named_files(sources: Iterable[str]) -> frozenset[str]:
 
 
 def check_sources(sources: Iterable[str]) -> None:
-    """A ConfigError naming the first source that does not exist."""
+    """A ConfigError naming the first source that does not exist or cannot be listed."""
     for source in sources:
-        if not Path(source).exists():
-            raise errors.ConfigError(f"source not found: {source}")
+        check_source(source)
 
 
 def check_run(config: RunConfig, *, key_block: str | None = None) -> None:

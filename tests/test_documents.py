@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -26,6 +27,7 @@ from docrouter.documents import (
 )
 from docrouter.errors import ConfigError
 from docrouter.names import escape_name, stored_file, unescape_name
+from docrouter.rows import Job, RunColumns, unsent_row
 
 PDF = samples.text_pdf(1)
 PNG = samples.png(20, 10)
@@ -217,8 +219,8 @@ def test_an_entry_without_bytes_gets_a_new_identity_when_it_changes(tmp_path: Pa
     assert before.doc_id == again.doc_id != after.doc_id
 
 
-def _documents(root: Path) -> list[list]:
-    return [[d.rel_path, d.kind, d.error_type, d.error_message, d.size_bytes] for d in discover_documents([root])]
+def _documents(root: Path) -> list[dict[str, Any]]:
+    return [dataclasses.asdict(d) for d in discover_documents([root])]
 
 
 def _as_nobody(root: Path) -> dict[str, Any]:
@@ -250,10 +252,17 @@ def _as_nobody(root: Path) -> dict[str, Any]:
     return json.loads(text)
 
 
-def _discover_as_nobody(root: Path) -> list[list]:
+def _discover_as_nobody(root: Path) -> dict[str, Document]:
     answer = _as_nobody(root)
     assert "ok" in answer, answer
-    return answer["ok"]
+    return {fields["rel_path"]: Document(**fields) for fields in answer["ok"]}
+
+
+def _row(doc: Document) -> tuple[str, str | None, str | None]:
+    """(status, error_type, error_message) of the row a run writes for this document."""
+    row = unsent_row(Job(doc, None, None), RunColumns(run_id="r", model="m", prompt_sha256="p"))
+    assert row is not None
+    return row.status, row.error_type, row.error_message
 
 
 @pytest.fixture
@@ -267,15 +276,19 @@ def shared_tmp() -> Iterator[Path]:
     shutil.rmtree(folder)
 
 
-def test_file_without_read_permission_is_failed_unreadable(shared_tmp: Path) -> None:
+def test_file_without_read_permission_is_failed_unreadable_and_known_by_its_stat(shared_tmp: Path) -> None:
     root = _tree(shared_tmp, {"locked.pdf": PDF, "open.pdf": samples.text_pdf(2)})
     (root / "locked.pdf").chmod(0o600)
     (root / "open.pdf").chmod(0o644)
-    docs = {rel: rest for rel, *rest in _discover_as_nobody(root)}
-    assert docs["locked.pdf"][:2] == [None, "unreadable"]
-    assert "permission denied" in docs["locked.pdf"][2]
-    assert docs["locked.pdf"][3] == len(PDF)  # stat still works: size (and mtime) identify it across runs
-    assert docs["open.pdf"][:2] == ["pdf", None]
+    docs = _discover_as_nobody(root)
+    status, error_type, message = _row(docs["locked.pdf"])
+    assert (status, error_type) == ("failed", "unreadable") and "permission denied" in (message or "")
+    assert docs["locked.pdf"].size_bytes == len(PDF)
+    assert docs["open.pdf"].kind == "pdf"
+    # No bytes to hash: the same path, size and mtime are the same document; a touched file is a new one.
+    assert _discover_as_nobody(root)["locked.pdf"].doc_id == docs["locked.pdf"].doc_id
+    os.utime(root / "locked.pdf", ns=(1, 2_000_000_000))
+    assert _discover_as_nobody(root)["locked.pdf"].doc_id != docs["locked.pdf"].doc_id
 
 
 def test_unreadable_folder_is_a_row_not_a_silent_gap(shared_tmp: Path) -> None:
@@ -283,10 +296,11 @@ def test_unreadable_folder_is_a_row_not_a_silent_gap(shared_tmp: Path) -> None:
     for path in (root / "fine.pdf", root / "private" / "inner.pdf"):
         path.chmod(0o644)
     (root / "private").chmod(0o700)
-    docs = {rel: rest for rel, *rest in _discover_as_nobody(root)}
+    docs = _discover_as_nobody(root)
     assert sorted(docs) == ["fine.pdf", "private"]
-    assert docs["private"][:2] == [None, "unreadable"]
-    assert "not discovered" in docs["private"][2]
+    status, error_type, message = _row(docs["private"])
+    assert (status, error_type) == ("failed", "unreadable") and "not discovered" in (message or "")
+    assert docs["private"].mime_type == "inode/directory"
 
 
 def test_unreadable_source_is_a_config_error(shared_tmp: Path) -> None:
