@@ -345,10 +345,10 @@ def terminal_failures(out_dir: Path) -> set[Key]:
     """(doc_id, model, prompt_sha256) whose latest row (by finished_at) is a terminal failure (errors.is_terminal).
 
     Read-only, over the parts and the journals not compacted yet; a rerun leaves these documents alone."""
-    columns = ["doc_id", "model", "prompt_sha256", "status", "error_type", "finished_at"]
-    table = read_dataset(Path(out_dir), RESULTS, columns).sort_by([("finished_at", "ascending")])
+    columns = ["doc_id", "model", "prompt_sha256", "status", "error_type"]
+    table = read_dataset(Path(out_dir), RESULTS, [*columns, "finished_at"]).sort_by("finished_at").select(columns)
     latest: dict[Key, bool] = {}
-    for doc_id, model, prompt, status, error_type, _ in _rows(table.to_batches()):
+    for doc_id, model, prompt, status, error_type in _rows(table.to_batches()):
         latest[(doc_id, model, prompt)] = status != "ok" and is_terminal(error_type)
     return {key for key, terminal in latest.items() if terminal}
 

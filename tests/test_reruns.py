@@ -12,8 +12,11 @@ import pytest
 from pipeline import results, run_flow
 
 from docrouter import samples
+from docrouter.documents import Document
 from docrouter.emulator import Emulator, RequestRecord
 from docrouter.errors import TERMINAL_ERROR_TYPES, is_terminal
+from docrouter.rows import Job, RunColumns, row
+from docrouter.store import Store, terminal_failures
 
 # path -> (status, error_type) of the five files that fail whatever the moment: four locally, one at the API
 # (the emulator below refuses images over 10,000 pixels with a 400).
@@ -34,6 +37,25 @@ def test_terminal_types_are_the_spec_table_and_everything_else_is_transient() ->
     transient = ["rate_limited", "timeout", "server_error", "connection", "budget", "price", "credits", "auth"]
     transient += ["changed", "truncated", "unreadable_reply", "fetch", "moderation", "a_type_added_later", None]
     assert not any(is_terminal(t) for t in transient)
+
+
+def test_a_key_is_a_known_failure_only_when_its_latest_row_is_a_terminal_failure(tmp_path: Path) -> None:
+    history = {  # doc_id -> its rows, oldest first: (status, error_type)
+        "a" * 64: [("failed", "corrupt"), ("failed", "timeout")],
+        "b" * 64: [("failed", "timeout"), ("failed", "corrupt")],
+        "c" * 64: [("failed", "corrupt"), ("ok", None)],
+        "d" * 64: [("skipped", "unsupported")],
+        "e" * 64: [("over_budget", "budget")],
+    }
+    run = RunColumns(run_id="r1", model="m", prompt_sha256="p")
+    with Store(tmp_path, "r1") as store:
+        for doc_id, rows in history.items():
+            doc = Document(f"/src/{doc_id[0]}.pdf", f"{doc_id[0]}.pdf", "/src", 3, doc_id, "application/pdf", "pdf")
+            for second, (status, error_type) in enumerate(rows):
+                when = f"2026-01-01T00:00:0{second}.000+00:00"
+                store.record(row(Job(doc, None, None), run, status, when, error_type=error_type, finished_at=when))
+        live = terminal_failures(tmp_path)  # rows still in the journal
+    assert live == terminal_failures(tmp_path) == {("b" * 64, "m", "p"), ("d" * 64, "m", "p")}
 
 
 def _folder(source: Path) -> Path:
