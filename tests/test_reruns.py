@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,3 +135,31 @@ def test_a_failing_file_with_new_bytes_is_tried_again_without_the_flag(runs: Run
     assert _outcomes(fourth) == {"notes.txt": ("skipped", "unsupported")}
     assert runs.chats[3] == 0
     assert runs.summaries[3]["known_failures"] == 4
+
+
+def _cli(*args: str | Path, api_url: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PREFECT_API_URL": api_url, "PREFECT_LOGGING_LEVEL": "WARNING"}
+    command = [sys.executable, "-m", "docrouter.cli", *map(str, args)]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=240, check=False)
+
+
+def test_the_command_says_how_many_known_failures_it_left_and_retry_failed_takes_them(
+    prefect_api_url: str, tmp_path: Path
+) -> None:
+    source, out = tmp_path / "source", tmp_path / "out"
+    source.mkdir()
+    (source / "truncated.pdf").write_bytes(samples.truncated_pdf())
+    (source / "notes.txt").write_text("not a document")
+    (source / "letter.pdf").write_bytes(samples.text_pdf(1))
+    done = [
+        _cli("run", source, "--out", out, "--offline", *extra, api_url=prefect_api_url)
+        for extra in ([], [], ["--retry-failed"])
+    ]
+    assert [d.returncode for d in done] == [0, 0, 0], done[-1].stderr[-2000:]
+    headlines = [d.stdout.splitlines()[0] for d in done]
+    assert "0 known failures unchanged" in headlines[0]
+    assert "nothing new; 1 already done; 2 known failures unchanged" in headlines[1]
+    assert "failed 1, skipped 1; 1 already done; 0 known failures unchanged" in headlines[2]
+    summaries = [json.loads(p.read_text()) for p in sorted((out / "_runs").glob("*.json"))]
+    assert [s["known_failures"] for s in summaries] == [0, 2, 0]
+    assert len(results(out)) == 3 + 0 + 2

@@ -62,7 +62,7 @@ def test_flow_parameters_describe_the_config_exactly_and_name_only_flow_paramete
 
     config = RunConfig(
         sources=("a", "b"), out=str(tmp_path), budget_usd=2.5, include=("*.pdf",), ocr_fee_per_page=0.01,
-        pdf_text_wire_name="pdf-text", shard=1, shards=3, reprocess=True,
+        pdf_text_wire_name="pdf-text", shard=1, shards=3, reprocess=True, retry_failed=True,
     )  # fmt: skip
     parameters = flow_parameters(config)
     assert set(parameters) <= set(inspect.signature(docrouter_run.fn).parameters)
