@@ -19,7 +19,7 @@ from docrouter.dispatch import Attempted, Dispatcher
 from docrouter.errors import ConfigError
 from docrouter.inspection import extract_text
 from docrouter.limits import AdaptiveLimiter, RetryPolicy
-from docrouter.names import stored_file
+from docrouter.names import escape_name, stored_file
 from docrouter.payloads import PARSING_ENGINES, RequestOptions, image_request, pdf_request, text_request
 from docrouter.store import read_annotations, read_results
 
@@ -28,7 +28,7 @@ def find_document(out: Path, doc: str) -> dict[str, Any]:
     """The latest ok row whose path or doc_id (or a unique doc_id prefix) is `doc`."""
     results = read_results(out)
     ok = results[results["status"] == "ok"]
-    match = ok[(ok["path"] == doc) | (ok["doc_id"] == doc)]
+    match = ok[ok["path"].isin({doc, escape_name(doc)}) | (ok["doc_id"] == doc)]  # as stored, or as on disk
     if match.empty and len(doc) >= 6:
         match = ok[ok["doc_id"].str.startswith(doc)]
         if match["doc_id"].nunique() > 1:

@@ -3,6 +3,7 @@ from Parquet; the output folder inside the source and repeated or overlapping so
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from collections.abc import Iterator
@@ -15,7 +16,9 @@ import pytest
 from pipeline import results, run_flow
 
 from docrouter import samples
+from docrouter.asking import build_question, find_document
 from docrouter.names import stored_file
+from docrouter.payloads import RequestOptions
 
 NON_UTF8 = b"re\xe7u.pdf"  # Latin-1 "reçu": not UTF-8
 
@@ -90,3 +93,14 @@ def test_the_rerun_adds_no_row_and_never_reads_the_output_folder(odd: OddRun) ->
     assert len(odd.frames[1]) == len(odd.frames[0])
     second = odd.summaries[1]
     assert (second["already_done"], second["known_failures"], second["by_status"]) == (4, 4, {})
+
+
+@pytest.mark.parametrize(
+    ("asked", "stored", "text"),
+    [("100% done.pdf", "100%25 done.pdf", "A finished report."), ("re%E7u.pdf", "re%E7u.pdf", "Receipt in French.")],
+)
+def test_ask_finds_an_escaped_name_and_reads_its_file(odd: OddRun, asked: str, stored: str, text: str) -> None:
+    row = find_document(odd.out, asked)
+    assert row["path"] == stored
+    body = build_question(row, RequestOptions(model="m", prompt="q", max_tokens=10), ())
+    assert text in json.dumps(body)
