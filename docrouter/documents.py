@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from docrouter.errors import ConfigError
-from docrouter.names import escape_name
+from docrouter.names import escape_name, unescape_name
 
 DocumentKind = Literal["pdf", "image"]
 
@@ -32,14 +32,19 @@ class Document:
     """One file found under a source root; identity is the SHA-256 of its bytes."""
 
     path: str  # absolute filesystem path, for reading the bytes
-    rel_path: str  # POSIX path relative to source_root, as stored (see `escape_name`)
-    source_root: str  # absolute POSIX path of the source it was found under, as stored (see `escape_name`)
+    rel_path: str  # POSIX path relative to source_root, as stored (escaped: see docrouter.names)
+    source_root: str  # absolute real path of its source, as stored (escaped: `root_path` is the filesystem's)
     size_bytes: int
     doc_id: str  # sha256 hex of the bytes; for an entry without readable bytes, of its place, size and mtime
     mime_type: str  # sniffed from the bytes; "application/octet-stream" when unknown
     kind: DocumentKind | None  # None: not a document docrouter can send (a `skipped` or `failed` row)
     error_type: str | None = None  # why kind is None, when discovery knows: unsupported | unreadable | changed
     error_message: str | None = None
+
+    @property
+    def root_path(self) -> str:
+        """source_root as the filesystem spells it (source_root is escaped for storage)."""
+        return unescape_name(self.source_root)
 
 
 CHUNK = 1024 * 1024  # hash in 1 MiB reads: never the whole file in memory
@@ -116,9 +121,10 @@ def discover_documents(
     for source in sources:
         root, found = walk.source(Path(source))
         for entry in sorted(found, key=lambda e: e.rel):
-            if entry.path in walk.emitted:
+            where = os.path.join(root, entry.rel)  # the same file under another source has the same place
+            if where in walk.emitted:
                 continue
-            walk.emitted.add(entry.path)
+            walk.emitted.add(where)
             if entry.error is not None:
                 yield _unlistable(entry, root)
             elif _selected(entry.rel, include, exclude):
@@ -162,7 +168,7 @@ class _Walk:
         check_source(source)
         if not source.is_dir():
             root = os.path.realpath(source.absolute().parent)
-            return root, [_Entry(os.path.join(root, source.name), source.name)]
+            return root, [_Entry(str(source.absolute()), source.name)]  # the path as given (runs.named_files)
         root = os.path.realpath(source)
         if root in self.seen:
             return root, []

@@ -114,7 +114,7 @@ def _target(doc: Document, named: Collection[str]) -> str:
     if not stat.S_ISLNK(info.st_mode):
         return doc.path
     real = os.path.realpath(doc.path)
-    if doc.path not in named and not Path(real).is_relative_to(doc.source_root):
+    if doc.path not in named and not Path(real).is_relative_to(doc.root_path):
         raise Changed(f"{doc.rel_path} was replaced by a symlink to {real}, outside the source root; not sent")
     return real
 

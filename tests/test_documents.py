@@ -27,7 +27,9 @@ from docrouter.documents import (
 )
 from docrouter.errors import ConfigError
 from docrouter.names import escape_name, stored_file, unescape_name
+from docrouter.reading import read_verified
 from docrouter.rows import Job, RunColumns, unsent_row
+from docrouter.runs import named_files
 
 PDF = samples.text_pdf(1)
 PNG = samples.png(20, 10)
@@ -376,3 +378,18 @@ def test_several_sources_in_the_order_given(tmp_path: Path) -> None:
 def test_missing_source_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="source not found"):
         list(discover_documents([tmp_path / "nope"]))
+
+
+def test_a_link_inside_a_root_whose_name_is_escaped_is_still_read_as_inside(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "100% scans", {"real/a.pdf": PDF})
+    (root / "alias.pdf").symlink_to(root / "real" / "a.pdf")
+    docs = {d.rel_path: d for d in discover_documents([root])}
+    assert docs["alias.pdf"].source_root.endswith("/100%25 scans")
+    assert docs["alias.pdf"].root_path == os.path.realpath(root)
+    assert read_verified(docs["alias.pdf"]) == PDF
+
+
+def test_a_file_source_keeps_the_path_as_given_so_the_send_recognises_it(tmp_path: Path) -> None:
+    root = _tree(tmp_path, {"a.pdf": PDF})
+    (doc,) = discover_documents([root / "a.pdf", root])
+    assert doc.path in named_files([str(root / "a.pdf")])
