@@ -30,6 +30,7 @@ from flows.backfill_report import (
     pages,
     publish_backfill_summary,
     read_backfill_rows,
+    read_known_failures,
     shard_budgets,
     unfinished_message,
 )
@@ -74,7 +75,10 @@ async def docrouter_backfill(
     async with get_client() as client:
         finished = await wait_for_shards(client, started, poll_seconds, timeout_hours * 3600)
         shard_runs = await describe_shards(client, finished)
-    summary = backfill_summary(shard_runs, read_backfill_rows(out, [s.run_id for s in shard_runs if s.run_id]), budget)
+    run_ids = [s.run_id for s in shard_runs if s.run_id]
+    summary = backfill_summary(
+        shard_runs, read_backfill_rows(out, run_ids), budget, known_failures=read_known_failures(out, run_ids)
+    )
     await publish_backfill_summary(summary)
     problem = unfinished_message(shard_runs)
     if problem:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Sequence
@@ -79,12 +80,25 @@ def read_backfill_rows(out: str, run_ids: Sequence[str]) -> pd.DataFrame:
     return rows.loc[rows["run_id"].isin(list(run_ids)), ROW_COLUMNS].reset_index(drop=True)
 
 
-def backfill_summary(shard_runs: Sequence[ShardRun], rows: pd.DataFrame, budget: float | None) -> dict[str, Any]:
+def read_known_failures(out: str, run_ids: Sequence[str]) -> int:
+    """How many terminal failures of earlier runs the shards left alone, from each run's DIR/_runs summary."""
+    total = 0
+    for run_id in run_ids:
+        path = Path(out) / "_runs" / f"{run_id}.json"
+        if path.is_file():  # a shard that stopped early wrote none
+            total += int(json.loads(path.read_text()).get("known_failures", 0))
+    return total
+
+
+def backfill_summary(
+    shard_runs: Sequence[ShardRun], rows: pd.DataFrame, budget: float | None, known_failures: int = 0
+) -> dict[str, Any]:
     """The backfill's totals as plain data: per shard, by status and engine, money, the commonest failures."""
     shares = shard_budgets(budget, len(shard_runs))
     return {
         "shards": [_shard_line(run, rows[rows["run_id"] == run.run_id], shares[i]) for i, run in enumerate(shard_runs)],
         "documents": len(rows),
+        "known_failures": known_failures,
         "by_status": _counts(rows["status"]),
         "by_engine": _counts(rows.loc[rows["status"] == "ok", "engine"]),
         "spent_usd": round(float(rows["cost_usd"].fillna(0).sum()), 6),
@@ -154,7 +168,8 @@ def backfill_markdown(summary: dict[str, Any]) -> str:
     lines = [
         f"# docrouter backfill: {completed} of {len(shards)} shards completed",
         "",
-        f"{summary['documents']} documents; spent ${summary['spent_usd']:.4f}{budget}.",
+        f"{summary['documents']} documents; {summary['known_failures']} known failures unchanged; "
+        f"spent ${summary['spent_usd']:.4f}{budget}.",
         "",
         "| status | documents |",
         "|---|---|",

@@ -26,7 +26,15 @@ from prefect_server import PrefectServer, Service, prefect_executable, running_p
 from docrouter import samples
 from docrouter.errors import ConfigError
 from flows.backfill import SHARD_DEPLOYMENT, check_parameters, docrouter_backfill, shard_parameters
-from flows.backfill_report import ShardRun, backfill_summary, shard_budgets, top_failures, unfinished_message
+from flows.backfill_report import (
+    ShardRun,
+    backfill_markdown,
+    backfill_summary,
+    read_known_failures,
+    shard_budgets,
+    top_failures,
+    unfinished_message,
+)
 from flows.run import docrouter_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -113,6 +121,16 @@ def test_backfill_summary_counts_each_shards_rows_and_money_against_its_share() 
     first, second = summary["shards"]
     assert (first["documents"], first["ok"], first["failed"], first["budget_usd"]) == (2, 1, 1, 0.5)
     assert (second["documents"], second["ok"], second["failed"], second["spent_usd"]) == (3, 1, 2, 0.004)
+
+
+def test_backfill_summary_adds_up_the_known_failures_its_shards_left_alone(tmp_path: Path) -> None:
+    (tmp_path / "_runs").mkdir()
+    for run_id, known in (("r0", 3), ("r1", 2), ("other", 50)):
+        (tmp_path / "_runs" / f"{run_id}.json").write_text(json.dumps({"run_id": run_id, "known_failures": known}))
+    known = read_known_failures(str(tmp_path), ["r0", "r1", "never-started"])
+    summary = backfill_summary([_shard(0, "Completed", "r0")], _rows(), None, known_failures=known)
+    assert summary["known_failures"] == 5
+    assert "5 known failures unchanged" in backfill_markdown(summary)
 
 
 def test_top_failures_put_the_commonest_error_first_with_an_example_to_act_on() -> None:
