@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import struct
 import time
@@ -16,8 +17,9 @@ from docrouter.documents import Document, DocumentKind
 from docrouter.errors import Corrupt, DocumentError, Empty, TooLarge, Unsupported
 from docrouter.isolation import Failure, WorkerPool
 from docrouter.pagelabels import choose_sample, label_page, label_unread, labels_by_look
-from docrouter.pdfreading import PAGE_FAILURES, OpenedPdf, extract_text, open_pdf, page_text, pypdf_messages
-from docrouter.pdfscan import FormCache, PageScan, scan_page
+from docrouter.pdfium import PdfiumPdf, open_pdfium
+from docrouter.pdfreading import PAGE_FAILURES, OpenedPdf, extract_text, open_readable, pypdf_messages
+from docrouter.pdfscan import PageScan
 from docrouter.textquality import TextQuality, measure_text
 
 __all__ = [
@@ -46,6 +48,7 @@ PAGE_LABELS = (
 NEEDS_READING = frozenset({"ocr-poor", "garbled", "image-only", "vector"})
 USABLE = frozenset({"text", "text-degraded", "ocr-good", "unsampled"})  # pages whose text layer can be sent
 IMAGE_FORMATS = frozenset({"PNG", "JPEG", "WEBP", "GIF"})
+Readable = OpenedPdf | PdfiumPdf
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,9 @@ class Inspection:
     producer: str | None = None
     encrypted: bool = False  # owner-password-only encryption, opened with the empty password
     repaired: bool = False  # pypdf had to repair the file while reading it
+    reader: str = "pypdf"  # pypdf, or pdfium when pypdf could not read the file
+    reader_note: str = ""  # why PDFium read it (empty when pypdf did)
+    notes: tuple[str, ...] = ()  # what the PDF libraries complained about (repairs, odd fonts): for the run's log
     page_labels: tuple[str, ...] = ()  # one of PAGE_LABELS per page
     ocr_pages: tuple[int, ...] = ()  # 0-based pages whose text layer cannot be used
     text_chars: int = 0  # estimated characters of usable text in the whole document
@@ -170,11 +176,39 @@ def inspect_image(doc: Document) -> Inspection:
 
 
 def inspect_pdf(doc: Document, *, sample_pages: int, deadline: float) -> Inspection:
-    """Stages 0-3 of pdf-heuristics.md §3.3; raises DocumentError when the file cannot be used."""
-    with pypdf_messages():
-        opened = open_pdf(doc.path)
-        scans = _scan_pages(opened, deadline=time.monotonic() + (deadline - time.monotonic()) / 2)
-        qualities = _measure_pages(opened, choose_sample(scans, sample_pages), deadline)
+    """Stages 0-3 of pdf-heuristics.md §3.3; raises DocumentError when the file cannot be used.
+
+    pypdf reads the file; PDFium when pypdf cannot open it or read any of its pages.
+    """
+    with pypdf_messages() as notes:
+        opened = open_readable(doc.path)
+        try:
+            inspection = _inspect_opened(doc, opened, sample_pages, deadline)
+        except Corrupt as exc:
+            if opened.name != "pypdf":
+                raise
+            opened.close()
+            opened = _pdfium_instead(doc.path, exc)
+            inspection = _inspect_opened(doc, opened, sample_pages, deadline)
+        finally:
+            opened.close()
+        return dataclasses.replace(inspection, notes=tuple(notes))
+
+
+def _pdfium_instead(path: str, failure: Corrupt) -> PdfiumPdf:
+    """PDFium's reading of a file pypdf opened but could not read a page of; pypdf's error when PDFium fails too."""
+    try:
+        opened = open_pdfium(path)
+    except DocumentError:
+        raise failure from None
+    opened.fallback = f"pypdf could not read its pages: {failure.message}"
+    return opened
+
+
+def _inspect_opened(doc: Document, opened: Readable, sample_pages: int, deadline: float) -> Inspection:
+    """The inspection of an opened PDF by whichever reader opened it."""
+    scans = _scan_pages(opened, deadline=time.monotonic() + (deadline - time.monotonic()) / 2)
+    qualities = _measure_pages(opened, choose_sample(scans, sample_pages), deadline)
     errors = [s.error for s in scans if s is not None and s.error is not None]
     if len(errors) == opened.pages:
         raise Corrupt(f"none of the {opened.pages} pages can be read ({errors[0]}); the file is damaged")
@@ -186,6 +220,8 @@ def inspect_pdf(doc: Document, *, sample_pages: int, deadline: float) -> Inspect
         producer=opened.producer,
         encrypted=opened.encrypted,
         repaired=opened.repaired,
+        reader=opened.name,
+        reader_note=getattr(opened, "fallback", ""),
         page_labels=labels,
         ocr_pages=tuple(i for i, label in enumerate(labels) if label in NEEDS_READING),
         text_chars=_text_chars(labels, qualities),
@@ -193,29 +229,28 @@ def inspect_pdf(doc: Document, *, sample_pages: int, deadline: float) -> Inspect
     )
 
 
-def _scan_pages(opened: OpenedPdf, *, deadline: float) -> list[PageScan | None]:
+def _scan_pages(opened: Readable, *, deadline: float) -> list[PageScan | None]:
     """The raw scan of every page (None for pages past the deadline); a page that fails records why."""
-    forms = FormCache()
     scans: list[PageScan | None] = []
     for index in range(opened.pages):
         if time.monotonic() > deadline:
             scans.extend([None] * (opened.pages - index))
             break
         try:
-            scans.append(scan_page(opened.reader.pages[index], forms))
+            scans.append(opened.scan(index))
         except PAGE_FAILURES as exc:
             scans.append(PageScan(error=f"{type(exc).__name__}: {exc}"[:300]))
     return scans
 
 
-def _measure_pages(opened: OpenedPdf, sample: Sequence[int], deadline: float) -> dict[int, TextQuality | None]:
+def _measure_pages(opened: Readable, sample: Sequence[int], deadline: float) -> dict[int, TextQuality | None]:
     """Text metrics of the sampled pages (None: extraction failed) until the deadline."""
     measured: dict[int, TextQuality | None] = {}
     for index in sample:
         if time.monotonic() > deadline:
             break
         try:
-            measured[index] = measure_text(page_text(opened.reader, index))
+            measured[index] = measure_text(opened.text(index))
         except PAGE_FAILURES:
             measured[index] = None
     return measured

@@ -8,17 +8,20 @@ import logging
 import mmap
 import re
 import struct
+import time
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any
 
 from pypdf import PdfReader
 from pypdf.errors import DependencyError, PyPdfError
 
-from docrouter.errors import Corrupt, Empty, Encrypted
-from docrouter.pdfscan import HUGE_PAGE, content_bytes
+from docrouter.errors import Corrupt, DocumentError, Empty, Encrypted
+from docrouter.pdfium import PdfiumError, PdfiumPdf, open_pdfium, pdfium_text
+from docrouter.pdfscan import HUGE_PAGE, FormCache, PageScan, content_bytes, scan_page
 
 # What pypdf is seen to raise on malformed input, besides its own errors (pdf-heuristics.md §3.2):
 # a broken file or page is data, never a crash.
@@ -38,29 +41,58 @@ PDF_FAILURES: tuple[type[BaseException], ...] = (
 )
 
 
-class _Collector(logging.Handler):
-    """Keeps what pypdf logs (repairs, odd fonts) instead of letting it reach stderr."""
+NOTE_CHARS = 500  # pypdf dumps whole font dictionaries into some messages
+MAX_NOTES = 50  # per document: enough to see what was wrong, bounded for a file that complains per glyph
+_NOTES: ContextVar[list[str] | None] = ContextVar("docrouter_pdf_notes", default=None)
+log = logging.getLogger("docrouter.pdf")
+
+
+class _Router(logging.Handler):
+    """Where pypdf's log records go instead of the console: the document's notes (if collected) and DEBUG."""
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
-        self.messages: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
+        message = record.getMessage()[:NOTE_CHARS]
+        notes = _NOTES.get()
+        if notes is not None and len(notes) < MAX_NOTES:
+            notes.append(message)
+        log.debug("pypdf: %s", message)
+
+
+def quiet_pypdf() -> None:
+    """Keep pypdf's repair notes off the console (they reach DEBUG and the run's log file instead).
+
+    A whole corpus run printed 3,489 lines (2.9 MB) through the root logger's console handler (Prefect's),
+    burying the progress lines; the notes are about the files, and a person reads them per file in the log.
+    Called on every pypdf_messages block: a later logging.config.dictConfig (Prefect's) resets the logger.
+    """
+    logger = logging.getLogger("pypdf")
+    if not any(isinstance(handler, _Router) for handler in logger.handlers):
+        logger.addHandler(_Router())
+    logger.propagate = False
+    if logger.level == logging.NOTSET or logger.level > logging.WARNING:
+        logger.setLevel(logging.WARNING)
 
 
 @contextmanager
 def pypdf_messages() -> Iterator[list[str]]:
-    """The warnings pypdf logs inside the block (a repaired xref, a rebuilt object table...)."""
-    logger = logging.getLogger("pypdf")
-    collector, level = _Collector(), logger.level
-    logger.addHandler(collector)
-    logger.setLevel(logging.WARNING)  # whatever another part of the process (or a user) set it to
+    """The warnings pypdf logs inside the block, in this thread (a repaired xref, a rebuilt object table...).
+
+    Nested blocks share the outer block's list, so a document's notes gather in one place.
+    """
+    quiet_pypdf()
+    outer = _NOTES.get()
+    if outer is not None:
+        yield outer
+        return
+    notes: list[str] = []
+    token = _NOTES.set(notes)
     try:
-        yield collector.messages
+        yield notes
     finally:
-        logger.removeHandler(collector)
-        logger.setLevel(level)
+        _NOTES.reset(token)
 
 
 @dataclass(frozen=True)
@@ -72,11 +104,25 @@ class OpenedPdf:
     encrypted: bool  # owner-password-only: opened with the empty password
     repaired: bool  # pypdf warned while opening: it had to repair the file
     producer: str | None
+    forms: FormCache = field(default_factory=FormCache)  # a logo's form on every page is scanned once
+    name: str = "pypdf"
+
+    def scan(self, index: int) -> PageScan:
+        """The raw operator scan of one page; raises what pypdf raises on a broken page."""
+        return scan_page(self.reader.pages[index], self.forms)
+
+    def text(self, index: int) -> str:
+        """One page's text; raises what pypdf raises (or TooBig)."""
+        return page_text(self.reader, index)
+
+    def close(self) -> None:
+        """Nothing to release: pypdf holds Python objects only."""
 
 
 def open_pdf(path: str) -> OpenedPdf:
     """The opened PDF; raises Corrupt, Encrypted or Empty with a message a person can act on."""
     with pypdf_messages() as messages:
+        before = len(messages)
         try:
             reader = PdfReader(path, strict=False)
             encrypted = reader.is_encrypted
@@ -90,7 +136,7 @@ def open_pdf(path: str) -> OpenedPdf:
             raise Corrupt(f"cannot read the file ({_describe(exc)})") from exc
         except PDF_FAILURES as exc:
             raise Corrupt(f"cannot parse this PDF ({_describe(exc)}); it may be truncated or damaged") from exc
-        repaired = bool(messages)
+        repaired = len(messages) > before
     if pages == 0:
         raise Empty("the PDF has no pages")
     return OpenedPdf(reader, pages, encrypted, repaired, _producer(reader))
@@ -181,22 +227,63 @@ class TooBig(Exception):
     """A page too heavy to extract text from safely (pypdf's memory grows with the content stream)."""
 
 
-PAGE_FAILURES: tuple[type[BaseException], ...] = (*PDF_FAILURES, TooBig, RecursionError)  # one page, not the file
+# One page, not the file (PDFium's errors too: a page it cannot load).
+PAGE_FAILURES: tuple[type[BaseException], ...] = (*PDF_FAILURES, TooBig, RecursionError, PdfiumError)
 
 
-def extract_text(path: str, pages: Sequence[int] | None = None) -> list[str]:
-    """Per-page text (all pages, or the given 0-based ones); a page that fails or is too heavy gives "".
+def open_readable(path: str) -> OpenedPdf | PdfiumPdf:
+    """The file opened with pypdf, or with PDFium when pypdf cannot parse it; raises pypdf's error when neither can.
 
-    Raises Corrupt, Encrypted or Empty when the file itself cannot be opened.
+    pypdf stays the primary reader (the inspection heuristics are built on it); PDFium opens what pypdf
+    rejects (a truncated file, a missing %%EOF, a broken object table) and its `fallback` says why it was used.
+    """
+    try:
+        return open_pdf(path)
+    except (Corrupt, RecursionError) as exc:
+        failure = exc
+    try:
+        opened = open_pdfium(path)
+    except DocumentError:
+        raise failure from None
+    why = failure.message if isinstance(failure, Corrupt) else "its structure nests too deeply"
+    opened.fallback = f"pypdf could not open it: {why}"
+    return opened
+
+
+def extract_text(path: str, pages: Sequence[int] | None = None, *, deadline: float | None = None) -> list[str]:
+    """Per-page text (all pages, or the given 0-based ones; "" for a page past the end or without text).
+
+    pypdf reads each page; PDFium reads a file pypdf cannot open, the pages pypdf fails on or finds too heavy,
+    and every page still unread when `deadline` (time.monotonic()) passes. Raises Corrupt, Encrypted or Empty
+    when the file itself cannot be opened.
     """
     with pypdf_messages():
-        opened = open_pdf(path)
-        wanted = range(opened.pages) if pages is None else pages
-        return [_text_or_empty(opened.reader, index) for index in wanted]
+        opened = open_readable(path)
+        try:
+            wanted = list(range(opened.pages) if pages is None else pages)
+            texts = [_text_or_none(opened, index, deadline) for index in wanted]
+        finally:
+            opened.close()
+        unread = [index for index, text in zip(wanted, texts, strict=True) if text is None]
+        again = dict(zip(unread, _pdfium_pages(path, unread), strict=True)) if unread else {}
+        return [again.get(index, "") if text is None else text for index, text in zip(wanted, texts, strict=True)]
 
 
-def _text_or_empty(reader: PdfReader, index: int) -> str:
-    try:
-        return page_text(reader, index)
-    except PAGE_FAILURES:
+def _text_or_none(opened: OpenedPdf | PdfiumPdf, index: int, deadline: float | None) -> str | None:
+    """The page's text, "" past the end, None when pypdf failed or ran out of time (PDFium's turn)."""
+    if not 0 <= index < opened.pages:
         return ""
+    if opened.name == "pypdf" and deadline is not None and time.monotonic() > deadline:
+        return None
+    try:
+        return opened.text(index)
+    except PAGE_FAILURES:
+        return None if opened.name == "pypdf" else ""
+
+
+def _pdfium_pages(path: str, pages: Sequence[int]) -> list[str]:
+    """PDFium's text of the pages pypdf could not read ("" each when PDFium cannot open the file)."""
+    try:
+        return pdfium_text(path, pages)
+    except DocumentError:
+        return [""] * len(pages)

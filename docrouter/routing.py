@@ -94,15 +94,19 @@ def choose_engine(
 
 
 def describe(inspection: Inspection) -> str:
-    """'text layer, 12 pp' / 'scan, 3 pp' / 'mixed, 10 pp (1 needs OCR)'."""
+    """'text layer, 12 pp' / 'scan, 3 pp' / 'mixed, 10 pp (1 needs OCR)', and which reader read it if not pypdf."""
     pages, needing = inspection.pages, len(inspection.ocr_pages)
     if inspection.verdict == "blank":
-        return f"blank, {pages} pp"
-    if not needing:
-        return f"text layer, {pages} pp"
-    if needing >= pages:
-        return f"scan, {pages} pp"
-    return f"mixed, {pages} pp ({needing} need{'s' if needing == 1 else ''} OCR)"
+        described = f"blank, {pages} pp"
+    elif not needing:
+        described = f"text layer, {pages} pp"
+    elif needing >= pages:
+        described = f"scan, {pages} pp"
+    else:
+        described = f"mixed, {pages} pp ({needing} need{'s' if needing == 1 else ''} OCR)"
+    if inspection.reader != "pypdf":
+        described += f" (read by PDFium: {inspection.reader_note[:120] or 'pypdf could not read it'})"
+    return described
 
 
 def adequate_engines(inspection: Inspection, model: ModelInfo) -> tuple[str, ...]:

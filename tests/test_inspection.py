@@ -8,6 +8,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+from pdf_fixtures import misplaced_xref
 
 from docrouter import samples
 from docrouter.documents import Document, discover_documents
@@ -36,12 +37,6 @@ def _png_header(width: int, height: int) -> bytes:
         + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
         + chunk(b"IEND", b"")
     )
-
-
-def _misplaced_xref(data: bytes) -> bytes:
-    """The same PDF with its startxref pointing at the wrong offset (pypdf repairs it, and says so)."""
-    head, _, tail = data.rpartition(b"startxref\n")
-    return head + b"startxref\n" + str(int(tail.split()[0]) - 7).encode() + b"\n%%EOF\n"
 
 
 @pytest.mark.parametrize(
@@ -112,7 +107,7 @@ def test_past_the_time_budget_pages_are_unsampled_not_lost(tmp_path: Path) -> No
 
 
 def test_a_repaired_file_is_flagged(tmp_path: Path) -> None:
-    inspection = _inspect(tmp_path, "repaired.pdf", _misplaced_xref(samples.text_pdf(2)))
+    inspection = _inspect(tmp_path, "repaired.pdf", misplaced_xref(samples.text_pdf(2)))
     assert inspection.ok and inspection.repaired and inspection.verdict == "text"
     assert not _inspect(tmp_path, "clean.pdf", samples.text_pdf(2)).repaired
 

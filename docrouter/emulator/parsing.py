@@ -11,6 +11,10 @@ from typing import Any
 
 from pypdf import PdfReader
 
+from docrouter.errors import DocumentError
+from docrouter.pdfium import pdfium_text
+from docrouter.pdfreading import pypdf_messages
+
 ENGINES = ("mistral-ocr", "cloudflare-ai", "native")
 ENGINE_ALIASES = {"pdf-text": "cloudflare-ai"}  # deprecated, "automatically redirected"
 PARSING_ENGINES = frozenset({"mistral-ocr", "cloudflare-ai"})
@@ -57,12 +61,21 @@ class ParsedFile:
 
 
 def read_pages(data: bytes, *, budget_s: float = PARSE_BUDGET_S) -> tuple[PageText, ...]:
-    """The text layer of every page, read with pypdf; a page that fails is marked, not fatal."""
-    reader = open_pdf(data)
+    """The text layer of every page, read with pypdf (PDFium when pypdf cannot open it); a page that fails is
+    marked, not fatal."""
+    with pypdf_messages():  # pypdf's repair notes are not the emulator's news: kept off the console
+        return _read_pages(data, budget_s)
+
+
+def _read_pages(data: bytes, budget_s: float) -> tuple[PageText, ...]:
     try:
-        count = len(reader.pages)
-    except Exception as exc:  # pypdf raises many types on broken page trees
-        raise ParseFailure(f"the page tree cannot be read ({type(exc).__name__})") from None
+        reader = open_pdf(data)
+        try:
+            count = len(reader.pages)
+        except Exception as exc:  # pypdf raises many types on broken page trees
+            raise ParseFailure(f"the page tree cannot be read ({type(exc).__name__})") from None
+    except ParseFailure as failure:
+        return _pdfium_pages(data, failure)
     deadline = time.monotonic() + budget_s
     pages = []
     for index in range(count):
@@ -71,6 +84,17 @@ def read_pages(data: bytes, *, budget_s: float = PARSE_BUDGET_S) -> tuple[PageTe
             continue
         pages.append(_page_text(reader, index))
     return tuple(pages)
+
+
+def _pdfium_pages(data: bytes, failure: ParseFailure) -> tuple[PageText, ...]:
+    """What PDFium reads of a file pypdf could not open (as docrouter itself falls back); pypdf's failure when
+    PDFium cannot open it either, or the file needs a password."""
+    if "encrypted" in str(failure):
+        raise failure
+    try:
+        return tuple(PageText(clean_text(text)) for text in pdfium_text(data))
+    except DocumentError:
+        raise failure from None
 
 
 def clean_text(text: str) -> str:
