@@ -164,11 +164,12 @@ def render_summary(summary: dict[str, Any]) -> str:
     """The headline of one run (the dataset-wide table follows it)."""
     statuses = ", ".join(f"{k} {v}" for k, v in sorted(summary["by_status"].items())) or "nothing new"
     budget = f" of ${summary['budget_usd']:.4f}" if summary["budget_usd"] is not None else ""
+    notes = f"\n{summary['pdf_notes']}" if summary.get("pdf_notes") else ""
     return (
         f"run {summary['run_id']}: {summary['documents']} files; {statuses}; "
         f"{summary['already_done']} already done; {summary['known_failures']} known failures unchanged; "
         f"spent ${summary['spent_usd']:.4f}{budget}; "
-        f"{summary['requests_sent']} requests"
+        f"{summary['requests_sent']} requests{notes}"
     )
 
 

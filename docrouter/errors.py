@@ -24,7 +24,8 @@
             ├── Empty             zero bytes, or no pages                        (empty)
             ├── Unsupported       not a PDF/PNG/JPEG/WebP/GIF                    (unsupported)
             ├── Unreadable        permission denied or an I/O error when read    (unreadable)
-            └── TooLarge          over a size/page/pixel limit or memory bound   (too_large)
+            ├── TooLarge          over a size/page/pixel limit or memory bound   (too_large)
+            └── TooComplex        local reading overran the per-file time limit  (too_complex)
 
 Changed is transient in SPEC section 4's sense (a property of the moment: the next run reads the new bytes
 as a new document), and it is never sent: it comes from reading the file, before any request.
@@ -183,3 +184,9 @@ class Unreadable(DocumentError):
 
 class TooLarge(DocumentError):
     error_type = "too_large"
+
+
+class TooComplex(DocumentError):
+    """Reading the file here took longer than the per-file limit: a property of the file, unlike an API timeout."""
+
+    error_type = "too_complex"

@@ -20,6 +20,7 @@ from docrouter.pagelabels import choose_sample, label_page, label_unread, labels
 from docrouter.pdfium import PdfiumPdf, open_pdfium
 from docrouter.pdfreading import PAGE_FAILURES, OpenedPdf, extract_text, open_readable, pypdf_messages
 from docrouter.pdfscan import PageScan
+from docrouter.pdfwork import PdfLimits, failure_error
 from docrouter.textquality import TextQuality, measure_text
 
 __all__ = [
@@ -58,7 +59,7 @@ class Inspection:
     doc_id: str
     kind: DocumentKind
     pages: int = 0  # PDF pages; 1 for an image
-    error_type: str | None = None  # encrypted|corrupt|empty|unsupported|too_large|timeout
+    error_type: str | None = None  # encrypted|corrupt|empty|unsupported|too_large|too_complex
     error_message: str | None = None
     producer: str | None = None
     encrypted: bool = False  # owner-password-only encryption, opened with the empty password
@@ -112,11 +113,12 @@ def inspect_document(doc: Document, *, sample_pages: int = 10, time_budget_s: fl
 
 
 def inspection_pool(
-    *, workers: int = 2, timeout_s: float = 30.0, memory_mb: int = 1024, sample_pages: int = 10
+    limits: PdfLimits | None = None, *, workers: int = 2, sample_pages: int = 10
 ) -> WorkerPool[Document, Inspection]:
-    """Worker processes that inspect one document at a time, each under a time and memory limit."""
-    inspect = functools.partial(inspect_document, sample_pages=sample_pages, time_budget_s=timeout_s * 0.6)
-    return WorkerPool(inspect, workers=workers, timeout_s=timeout_s, memory_mb=memory_mb)
+    """Worker processes that inspect one document at a time, each under the per-file time and memory limit."""
+    limits = limits or PdfLimits()
+    inspect = functools.partial(inspect_document, sample_pages=sample_pages, time_budget_s=limits.time_s * 0.6)
+    return WorkerPool(inspect, workers=workers, timeout_s=limits.time_s, memory_mb=limits.memory_mb)
 
 
 def inspect_isolated(
@@ -125,7 +127,7 @@ def inspect_isolated(
     """(document, inspection) for every document, in input order, each inspected in a worker process.
 
     The very Document objects passed in come back, paired with their Inspection. A file that takes longer
-    than the pool's time limit gets error_type "timeout"; one that needs more than its memory limit gets
+    than the pool's time limit gets error_type "too_complex"; one that needs more than its memory limit gets
     "too_large"; a worker that dies on a file gives "corrupt". Workers are reused across files, and across
     calls when a `pool` (see inspection_pool) is given; without one, a default pool lives for this call.
     """
@@ -138,15 +140,10 @@ def inspect_isolated(
 
 def _failed(doc: Document, failure: Failure) -> Inspection:
     """The Inspection for a file whose worker had to be stopped."""
-    kind: DocumentKind = doc.kind or "pdf"
-    if failure.kind == "timeout":
-        message = f"inspection {failure.message}; the file is very large or malformed: split or re-save it"
-        return Inspection(doc_id=doc.doc_id, kind=kind, error_type="timeout", error_message=message)
-    if failure.kind == "memory":
-        message = f"inspection {failure.message}; split or compress the file"
-        return Inspection(doc_id=doc.doc_id, kind=kind, error_type="too_large", error_message=message)
-    message = f"inspection {failure.message}; the file is probably damaged: re-save it"
-    return Inspection(doc_id=doc.doc_id, kind=kind, error_type="corrupt", error_message=message)
+    error = failure_error(failure, "inspection")
+    return Inspection(
+        doc_id=doc.doc_id, kind=doc.kind or "pdf", error_type=error.error_type, error_message=error.message
+    )
 
 
 def inspect_image(doc: Document) -> Inspection:
@@ -183,13 +180,13 @@ def inspect_pdf(doc: Document, *, sample_pages: int, deadline: float) -> Inspect
     with pypdf_messages() as notes:
         opened = open_readable(doc.path)
         try:
-            inspection = _inspect_opened(doc, opened, sample_pages, deadline)
+            inspection = inspect_opened(doc, opened, sample_pages, deadline)
         except Corrupt as exc:
             if opened.name != "pypdf":
                 raise
             opened.close()
             opened = _pdfium_instead(doc.path, exc)
-            inspection = _inspect_opened(doc, opened, sample_pages, deadline)
+            inspection = inspect_opened(doc, opened, sample_pages, deadline)
         finally:
             opened.close()
         return dataclasses.replace(inspection, notes=tuple(notes))
@@ -205,8 +202,8 @@ def _pdfium_instead(path: str, failure: Corrupt) -> PdfiumPdf:
     return opened
 
 
-def _inspect_opened(doc: Document, opened: Readable, sample_pages: int, deadline: float) -> Inspection:
-    """The inspection of an opened PDF by whichever reader opened it."""
+def inspect_opened(doc: Document, opened: Readable, sample_pages: int, deadline: float) -> Inspection:
+    """The inspection of an opened PDF by whichever reader opened it (bench/ compares the two readers)."""
     scans = _scan_pages(opened, deadline=time.monotonic() + (deadline - time.monotonic()) / 2)
     qualities = _measure_pages(opened, choose_sample(scans, sample_pages), deadline)
     errors = [s.error for s in scans if s is not None and s.error is not None]

@@ -50,6 +50,8 @@ class JobContext:
     limits: SplitLimits = field(default_factory=SplitLimits.from_env)
     images: ImageDecoder = field(default_factory=ImageDecoder)
     named_files: frozenset[str] = frozenset()  # files named as sources: their symlinks are followed anywhere
+    # Per-page text for local-text: the run passes bounded worker processes (pdfwork.TextWorkers.extract).
+    read_text: Callable[[str, Sequence[int] | None], list[str]] = extract_text
     bodies: asyncio.Semaphore = field(init=False)
 
     def __post_init__(self) -> None:
@@ -219,7 +221,7 @@ async def _send(
     build: Body
     if engine == "local-text":
         await asyncio.to_thread(check_unchanged, doc, ctx.named_files)
-        text = await asyncio.to_thread(_local_text, doc.path, part)
+        text = await asyncio.to_thread(_local_text, ctx.read_text, doc.path, part)
         await asyncio.to_thread(check_unchanged, doc, ctx.named_files)  # the text read is of the hashed bytes
         text_chars = len(text)
         build = _text_body(ctx.options, text, name)
@@ -296,9 +298,9 @@ def _pdf_bytes(doc: Document, part: Part | None, named: frozenset[str]) -> bytes
         return pdf_subset(file, part.first, part.last)
 
 
-def _local_text(path: str, part: Part | None = None) -> str:
+def _local_text(read: Callable[[str, Sequence[int] | None], list[str]], path: str, part: Part | None = None) -> str:
     first = part.first if part else 0
-    pages = extract_text(path, list(range(part.first, part.last + 1)) if part else None)
+    pages = read(path, list(range(part.first, part.last + 1)) if part else None)
     text = "\n\n".join(f"[page {first + i + 1}]\n{t.strip()}" for i, t in enumerate(pages) if t and t.strip())
     if not text:
         raise errors.Empty("no text could be extracted locally; route this document to OCR or native")

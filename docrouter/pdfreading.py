@@ -250,17 +250,26 @@ def open_readable(path: str) -> OpenedPdf | PdfiumPdf:
     return opened
 
 
-def extract_text(path: str, pages: Sequence[int] | None = None, *, deadline: float | None = None) -> list[str]:
+# From this many pages on, PDFium extracts the text (same words, 6-40x faster on the corpus's 45-619 page
+# documents: bench/RESULTS.md); shorter ones keep pypdf, the reader the inspection judged them with.
+PDFIUM_FROM_PAGES = 50
+
+
+def extract_text(
+    path: str, pages: Sequence[int] | None = None, *, deadline: float | None = None, pdfium_from: int | None = None
+) -> list[str]:
     """Per-page text (all pages, or the given 0-based ones; "" for a page past the end or without text).
 
     pypdf reads each page; PDFium reads a file pypdf cannot open, the pages pypdf fails on or finds too heavy,
-    and every page still unread when `deadline` (time.monotonic()) passes. Raises Corrupt, Encrypted or Empty
-    when the file itself cannot be opened.
+    every page still unread when `deadline` (time.monotonic()) passes, and all of them when at least
+    `pdfium_from` pages are asked for. Raises Corrupt, Encrypted or Empty when the file cannot be opened.
     """
     with pypdf_messages():
         opened = open_readable(path)
         try:
             wanted = list(range(opened.pages) if pages is None else pages)
+            if opened.name == "pypdf" and pdfium_from is not None and len(wanted) >= pdfium_from:
+                deadline = 0.0  # every page is PDFium's (pypdf's reading stays the fallback below)
             texts = [_text_or_none(opened, index, deadline) for index in wanted]
         finally:
             opened.close()

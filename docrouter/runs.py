@@ -30,6 +30,7 @@ from docrouter.isolation import WorkerPool
 from docrouter.jobs import JobContext, answer
 from docrouter.limits import AdaptiveLimiter, RetryPolicy
 from docrouter.payloads import DEFAULT_WIRE_NAMES, RequestOptions
+from docrouter.pdfwork import PdfLimits, PdfLog, TextWorkers
 from docrouter.pricing import PriceBook
 from docrouter.progress import Progress
 from docrouter.reading import still_discovered
@@ -56,6 +57,7 @@ class Session:
     # (source_root, rel_path) of every document whose call started in this run: a retried batch (or any second
     # call with the same jobs) skips them, so nothing is sent twice even when a first attempt died midway.
     claimed: set[tuple[str, str]] = field(default_factory=set)
+    pdf_log: PdfLog | None = None  # what the PDF libraries said about each file: DIR/logs/<run_id>.log
     recorder: GroupCommit = field(init=False)
     unrecorded: asyncio.Semaphore = field(init=False)
 
@@ -106,6 +108,9 @@ async def open_session(
         forced = None if config.engine == "auto" else config.engine
         check_forced_engine(forced, model)
         run_id = new_run_id()
+        limits = PdfLimits.from_env()
+        pdf_log = PdfLog(Path(config.out) / "logs" / f"{run_id}.log")
+        text_workers = stack.enter_context(TextWorkers(limits, log=pdf_log))
         # Durability comes from the fsynced journal; the flush interval only sets how many Parquet parts appear.
         store = stack.enter_context(Store(Path(config.out), run_id, flush_seconds=30.0))
         http = await stack.enter_async_context(_http_client(config.concurrency))
@@ -123,7 +128,7 @@ async def open_session(
             max_tokens=config.max_tokens,
             wire_names={**DEFAULT_WIRE_NAMES, "pdf-text": config.pdf_text_wire_name},
         )
-        inspector = stack.enter_context(inspection_pool())
+        inspector = stack.enter_context(inspection_pool(limits))
         jobs = JobContext(
             run=RunColumns(run_id=run_id, model=config.model, prompt_sha256=config.prompt_sha256),
             options=options,
@@ -133,10 +138,12 @@ async def open_session(
             stored_annotations=store.annotations_for,
             images=ImageDecoder(stack.enter_context(image_pool())),
             named_files=named_files(config.sources),
+            read_text=text_workers.extract,
         )
         yield Session(
             config=config,
             inspector=inspector,
+            pdf_log=pdf_log,
             run_id=run_id,
             catalogue=catalogue,
             jobs=jobs,
@@ -166,8 +173,10 @@ def check_sources(sources: Iterable[str]) -> None:
 
 
 def check_run(config: RunConfig, *, key_block: str | None = None) -> None:
-    """Run-level errors found before a run starts: a missing source, an unwritable DIR, no API key."""
+    """Run-level errors found before a run starts: a missing source, an unwritable DIR, no API key, a bad
+    DOCROUTER_PDF_* limit."""
     check_sources(config.sources)
+    PdfLimits.from_env()
     out = Path(config.out)
     if out.exists() and not out.is_dir():
         raise errors.ConfigError(f"cannot write to {out}: it is a file, not a folder")
@@ -241,13 +250,17 @@ def inspect(
     documents: Sequence[Document],
     pool: WorkerPool[Document, Inspection] | None = None,
     named: frozenset[str] = frozenset(),
+    log: PdfLog | None = None,
 ) -> list[tuple[Document, Inspection | None]]:
     """Inspect the supported documents in isolated worker processes (the run's `pool` when given); others
-    pass through uninspected."""
+    pass through uninspected. What the PDF libraries said about a file goes to `log`, not into the row."""
     supported = [d for d in documents if d.kind is not None]
     by_id = {id(d): d for d in supported}
     inspected: dict[int, Inspection] = {}
     for doc, inspection in inspect_isolated(supported, pool):
+        if log is not None and inspection.notes:
+            log.record(doc.path, inspection.notes)
+        inspection = dataclasses.replace(inspection, notes=())
         inspected[id(by_id.get(id(doc), doc))] = _unless_changed(doc, inspection, named)
     return [(d, inspected.get(id(d))) for d in documents]
 

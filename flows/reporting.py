@@ -35,6 +35,7 @@ def run_summary(session: Session, selection: Selection) -> dict[str, Any]:
         "requests_sent": session.dispatcher.requests_sent,
         "max_in_flight": session.dispatcher.limiter.max_in_flight,
         "stopped": fatal.message if fatal else None,
+        "pdf_notes": session.pdf_log.summary() if session.pdf_log else None,
     }
 
 

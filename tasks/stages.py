@@ -32,7 +32,9 @@ async def inspect(
     session: runs.Session, documents: Sequence[Document], label: str
 ) -> list[tuple[Document, Inspection | None]]:
     """Inspect one batch in the run's worker processes (pypdf work never blocks the event loop)."""
-    return await asyncio.to_thread(runs.inspect, documents, session.inspector, session.jobs.named_files)
+    return await asyncio.to_thread(
+        runs.inspect, documents, session.inspector, session.jobs.named_files, session.pdf_log
+    )
 
 
 @task(name="route-batch", task_run_name="route-{label}", **_TASK)

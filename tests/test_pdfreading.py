@@ -13,6 +13,7 @@ from docrouter.documents import Document, discover_documents
 from docrouter.emulator.parsing import ParseFailure, read_pages
 from docrouter.errors import Corrupt
 from docrouter.inspection import inspect_document
+from docrouter.pdfium import pdfium_text
 from docrouter.pdfreading import extract_text, open_readable, pypdf_messages
 from docrouter.routing import describe
 
@@ -94,3 +95,12 @@ def test_an_inspection_carries_the_notes_of_its_file(tmp_path: Path) -> None:
     inspection = inspect_document(_doc(tmp_path, "repaired.pdf", misplaced_xref(samples.text_pdf(1))))
     assert inspection.repaired and any("startxref" in note for note in inspection.notes)
     assert inspect_document(_doc(tmp_path, "clean.pdf", samples.text_pdf(1))).notes == ()
+
+
+def test_pages_left_at_the_deadline_or_in_long_ranges_are_read_by_pdfium(tmp_path: Path) -> None:
+    path = tmp_path / "text.pdf"
+    path.write_bytes(samples.text_pdf(3))
+    assert extract_text(str(path)) != pdfium_text(str(path))  # the readers differ (in trailing spaces): telling
+    for texts in (extract_text(str(path), deadline=0.0), extract_text(str(path), pdfium_from=3)):
+        assert texts == pdfium_text(str(path))
+        assert [t.split(".")[0] for t in texts] == ["Page 1", "Page 2", "Page 3"]
