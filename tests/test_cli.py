@@ -30,11 +30,13 @@ ENGINES = ("auto", "pdf-text", "mistral-ocr", "native", "local-text")
 COMMANDS = ("run", "plan", "report", "ask", "emulator")
 
 
-def docrouter_cli(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def docrouter_cli(
+    *args: str | Path, env: dict[str, str] | None = None, timeout_s: float = TIMEOUT_S
+) -> subprocess.CompletedProcess[str]:
     """Run the console script to completion (bounded); the environment has no API key unless `env` adds one."""
     full_env = {**os.environ, "PREFECT_LOGGING_LEVEL": "WARNING", **(env or {})}
     command = [*COMMAND, *map(str, args)]
-    return subprocess.run(command, env=full_env, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+    return subprocess.run(command, env=full_env, capture_output=True, text=True, timeout=timeout_s, check=False)
 
 
 def chat_records(emu: Emulator) -> list:

@@ -59,7 +59,8 @@ def test_a_bad_pdf_time_limit_is_one_line_before_any_work(prefect_api_url: str, 
 
 def _quiet_run(source: Path, out: Path, prefect_api_url: str, *flags: str) -> list[str]:
     """A CLI run over `source` whose stderr has no pypdf line, and whose log file holds pypdf's notes instead."""
-    done = docrouter_cli("run", source, "--out", out, "--offline", *flags, env={"PREFECT_API_URL": prefect_api_url})
+    env = {"PREFECT_API_URL": prefect_api_url}
+    done = docrouter_cli("run", source, "--out", out, "--offline", *flags, env=env, timeout_s=900)  # a hang guard
     assert done.returncode == 0, done.stderr[-2000:]
     (log,) = (out / "logs").glob("*.log")
     notes = log.read_text().splitlines()
