@@ -1,7 +1,8 @@
 """The model catalogue: capabilities and prices from GET /models, cached, with an offline snapshot.
 
 Prices are parsed leniently: decimal strings or numbers, a missing key is 0 (the 2026 API omits zero
-prices), a negative price (OpenRouter's "variable" marker on router models) counts as 0. `overrides`
+prices); a negative token price (OpenRouter's "variable" marker on router models) is 0 with
+`placeholder_price` set: such a model's real price is unknown, so a budgeted run needs --max-price. `overrides`
 (conditional prices, e.g. above 200k prompt tokens) are ignored: docrouter's requests are split well
 below those thresholds, and the default price is what OpenRouter applies to them.
 This module does no HTTP itself: the caller passes `fetch(offset, limit) -> page of GET /models`.
@@ -44,6 +45,7 @@ class ModelInfo:
     max_completion_tokens: int | None = None
     tokenizer: str = ""
     discount: float = 0.0  # informational; prices above are list prices and are never reduced by it
+    placeholder_price: bool = False  # a negative token price (a router's "variable"): not free, unknown
 
     @property
     def takes_files(self) -> bool:
@@ -108,6 +110,7 @@ def parse_model(item: dict[str, Any]) -> ModelInfo | None:
         max_completion_tokens=_int(top.get("max_completion_tokens")),
         tokenizer=str(arch.get("tokenizer") or ""),
         discount=_price(pricing.get("discount")),
+        placeholder_price=any(_negative(pricing.get(name)) for name in ("prompt", "completion")),
     )
 
 
@@ -132,6 +135,13 @@ def _price(value: Any) -> float:
     except (TypeError, ValueError):
         return 0.0
     return price if price > 0 and price != float("inf") else 0.0
+
+
+def _negative(value: Any) -> bool:
+    try:
+        return float(value) < 0
+    except (TypeError, ValueError):
+        return False
 
 
 def _int(value: Any) -> int | None:

@@ -15,8 +15,17 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from docrouter import __version__
-from docrouter.config import DEFAULT_MODEL, DEFAULT_PROMPT, ENGINES, RunConfig, flow_parameters, read_prompt_file
+from docrouter.config import (
+    DEFAULT_MODEL,
+    DEFAULT_PROMPT,
+    ENGINES,
+    RunConfig,
+    flow_parameters,
+    read_prompt_file,
+    resolve_api_key,
+)
 from docrouter.errors import DocrouterError
+from docrouter.redaction import protect, redacted
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -26,23 +35,25 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _positive_float(text: str) -> float:
+def _number(text: str) -> float:
+    """A number as typed; RunConfig checks that it is finite and in range (one place for CLI and flows)."""
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an amount in USD, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative amount, got {text!r}")
-    return value
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def _whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
 
 
 def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {text!r}")
+    value = _whole_number(text)
+    if not 1 <= value <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"expected a number from 1 to 1000000, got {text!r}")
     return value
 
 
@@ -55,11 +66,24 @@ def _add_selection(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", choices=ENGINES, default="auto", help="force one engine for all PDFs")
     p.add_argument("--include", action="append", default=[], metavar="GLOB", help="only paths matching")
     p.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip paths matching")
-    p.add_argument("--max-tokens", type=_positive_int, default=1024, help="answer length cap (default 1024)")
+    p.add_argument("--max-tokens", type=_whole_number, default=1024, help="answer length cap (default 1024)")
     p.add_argument("--offline", action="store_true", help="use the built-in emulator: no key, no network")
     p.add_argument("--base-url", help="API base URL (default $OPENROUTER_BASE_URL or OpenRouter's)")
-    p.add_argument("--ocr-fee", type=_positive_float, default=0.002, help="mistral-ocr USD per page")
+    p.add_argument("--ocr-fee", type=_number, default=0.002, help="mistral-ocr USD per page, 0..1 (default 0.002)")
     p.add_argument("--pdf-text-name", default="cloudflare-ai", help="wire name of the free PDF text engine")
+    p.add_argument(
+        "--price-headroom",
+        type=_number,
+        default=0.25,
+        metavar="FRACTION",
+        help="provider.max_price = catalogue price x (1 + FRACTION); 0..10 (default 0.25)",
+    )
+    p.add_argument(
+        "--max-price",
+        metavar="PROMPT,COMPLETION",
+        help="most to pay in USD per million prompt,completion tokens (needed for models without a listed price)",
+    )
+    p.add_argument("--refresh-models", action="store_true", help="re-read the model list, ignoring the cache")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,9 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="answer every document and write Parquet results")
     _add_selection(run)
     run.add_argument("--out", required=True, metavar="DIR", help="output folder (results/, annotations/)")
-    run.add_argument("--budget", type=_positive_float, metavar="USD", help="hard cap on money spent")
-    run.add_argument("--concurrency", type=_positive_int, default=16, help="requests in flight (default 16)")
-    run.add_argument("--max-attempts", type=_positive_int, default=6, help="attempts per request (default 6)")
+    run.add_argument("--budget", type=_number, metavar="USD", help="hard cap on money spent (>= 0; 0 sends nothing)")
+    run.add_argument("--concurrency", type=_whole_number, default=16, help="requests in flight, 1..1024 (default 16)")
+    run.add_argument("--max-attempts", type=_whole_number, default=6, help="attempts per request, 1..100 (default 6)")
     run.add_argument("--reprocess", action="store_true", help="answer again documents already answered")
     run.add_argument(
         "--retry-failed",
@@ -80,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="try again unchanged files whose last row is a terminal failure (encrypted, corrupt, unsupported...)",
     )
     run.add_argument("--key-block", metavar="NAME", help="read the API key from this Prefect Secret block")
-    run.add_argument("--batch-size", type=_positive_int, default=100, help="documents per Prefect task")
+    run.add_argument("--batch-size", type=_whole_number, default=100, help="documents per Prefect task (1..100000)")
 
     plan = sub.add_parser("plan", help="per-file engine and estimated cost; no paid call")
     _add_selection(plan)
@@ -131,6 +155,9 @@ def run_config(args: argparse.Namespace) -> RunConfig:
         pdf_text_wire_name=args.pdf_text_name,
         ocr_fee_per_page=args.ocr_fee,
         batch_size=getattr(args, "batch_size", 100),
+        price_headroom=args.price_headroom,
+        max_price=args.max_price,
+        refresh_models=args.refresh_models,
     )
 
 
@@ -147,11 +174,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     from flows.run import RunStopped, docrouter_run
 
+    if not config.offline and args.key_block is None:
+        protect(resolve_api_key())  # after Prefect set up its log handlers
+
     params = {**flow_parameters(config), "key_block": args.key_block, "show_progress": True}
     try:
         summary = asyncio.run(docrouter_run(**params))
     except RunStopped as exc:
-        print(f"docrouter: error: {exc}; every finished row is written to {config.out}", file=sys.stderr)
+        print(f"docrouter: error: {redacted(str(exc))}; every finished row is written to {config.out}", file=sys.stderr)
         return 1
     from docrouter.report import build_report, render_report
 
@@ -165,12 +195,20 @@ def render_summary(summary: dict[str, Any]) -> str:
     statuses = ", ".join(f"{k} {v}" for k, v in sorted(summary["by_status"].items())) or "nothing new"
     budget = f" of ${summary['budget_usd']:.4f}" if summary["budget_usd"] is not None else ""
     notes = f"\n{summary['pdf_notes']}" if summary.get("pdf_notes") else ""
-    return (
+    lines = [
         f"run {summary['run_id']}: {summary['documents']} files; {statuses}; "
         f"{summary['already_done']} already done; {summary['known_failures']} known failures unchanged; "
         f"spent ${summary['spent_usd']:.4f}{budget}; "
         f"{summary['requests_sent']} requests{notes}"
-    )
+    ]
+    lines += [f"warning: {note}" for note in summary.get("price_notes", ())]
+    refused = summary.get("failures", {}).get("price")
+    if refused:
+        lines.append(
+            f"{refused} files refused for price: no provider serves the model at the max price sent; rerun with "
+            "--refresh-models (re-read the model list) or a higher --price-headroom"
+        )
+    return "\n".join(lines)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -206,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except DocrouterError as exc:
-        print(f"docrouter: error: {exc.message}", file=sys.stderr)
+        print(f"docrouter: error: {redacted(exc.message)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("docrouter: interrupted; every finished row is on disk, rerun to continue", file=sys.stderr)

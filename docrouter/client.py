@@ -6,6 +6,7 @@ This is the only module that looks at HTTP statuses and httpx exceptions.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,9 +48,10 @@ class Completion:
     finish_reason: str | None
     prompt_tokens: int
     completion_tokens: int
-    cost_usd: float | None  # usage.cost; None when the response did not say
+    cost_usd: float | None  # money billed (usage.cost; BYOK: plus the upstream cost); None when not said
     provider: str | None = None
     annotations: tuple[dict[str, Any], ...] = field(default=())
+    fee_usd: float | None = None  # the part of cost_usd that is not tokens (the OCR fee), when itemised
 
 
 def error_for_status(status: int) -> type[errors.DocrouterError]:
@@ -168,8 +170,7 @@ def parse_completion(body: dict[str, Any], headers: httpx.Headers) -> Completion
     choice = choices[0]
     message: dict[str, Any] = choice["message"] if isinstance(choice.get("message"), dict) else {}
     usage: dict[str, Any] = body["usage"] if isinstance(body.get("usage"), dict) else {}
-    cost = usage.get("cost")
-    cost_usd = float(cost) if isinstance(cost, int | float) else None
+    cost_usd, fee_usd = billed(usage)
     if choice.get("finish_reason") == "error":
         problem: dict[str, Any] = choice["error"] if isinstance(choice.get("error"), dict) else {}
         failure = error_from_body({"code": 502, **problem}, 200, headers)
@@ -192,7 +193,32 @@ def parse_completion(body: dict[str, Any], headers: httpx.Headers) -> Completion
         cost_usd=cost_usd,
         provider=body.get("provider"),
         annotations=annotations,
+        fee_usd=fee_usd,
     )
+
+
+def billed(usage: dict[str, Any]) -> tuple[float | None, float | None]:
+    """(money billed, its fee part) from `usage`: with BYOK, `cost` is OpenRouter's fee (the OCR fee
+    included) and the provider's charge is cost_details.upstream_inference_cost; both are money spent.
+    The fee is what is left after the itemised prompt and completion costs (None when not itemised)."""
+    cost = _finite(usage.get("cost"))
+    details: dict[str, Any] = usage["cost_details"] if isinstance(usage.get("cost_details"), dict) else {}
+    if usage.get("is_byok") is True:
+        upstream = _finite(details.get("upstream_inference_cost"))
+        if upstream is not None:
+            cost = (cost or 0.0) + upstream
+    prompt = _finite(details.get("upstream_inference_prompt_cost"))
+    completion = _finite(details.get("upstream_inference_completions_cost"))
+    if cost is None or prompt is None or completion is None:
+        return cost, None
+    return cost, max(0.0, cost - prompt - completion)
+
+
+def _finite(value: Any) -> float | None:
+    """A finite, non-negative number, else None (a NaN or negative cost is not a bill we can count)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        return None
+    return float(value)
 
 
 def translate_transport_error(exc: httpx.TransportError) -> errors.Transient:
@@ -216,8 +242,10 @@ class OpenRouterClient:
         api_key: str,
         referer: str | None = None,
         title: str | None = None,
+        price_capped: bool = False,
     ) -> None:
         self._http = http
+        self.price_capped = price_capped  # requests carry provider.max_price: a bare "No endpoints" means price
         self.base_url = base_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {api_key}"}
         if referer:
@@ -233,7 +261,24 @@ class OpenRouterClient:
             response = await self._http.post(f"{self.base_url}/chat/completions", content=content, headers=headers)
         except httpx.TransportError as exc:
             raise translate_transport_error(exc) from None
-        return parse_completion(_json_object(response, "HTTP 200 with"), response.headers)
+        try:
+            return parse_completion(_json_object(response, "HTTP 200 with"), response.headers)
+        except errors.NoEndpoint as exc:
+            raise price_refusal(exc) if self.price_capped and _about_price(exc.message) else exc from None
+
+
+def _about_price(message: str) -> bool:
+    """A 404 "No endpoints found" that names no missing capability ("that support image input" ...)."""
+    lowered = message.lower()
+    return lowered.startswith("no endpoints found") and "support" not in lowered
+
+
+def price_refusal(exc: errors.NoEndpoint) -> errors.PriceRefused:
+    return errors.PriceRefused(
+        f"no provider serves the model at or below the max price sent (provider.max_price): prices rose since "
+        f"the model list was read; rerun with --refresh-models or a higher --price-headroom ({exc.message})",
+        status=exc.status,
+    )
 
 
 def models_fetcher(base_url: str, api_key: str | None, *, timeout_s: float = 20.0) -> Any:

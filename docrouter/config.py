@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +17,8 @@ from docrouter.errors import ConfigError
 DEFAULT_MODEL = "google/gemini-2.5-flash"
 DEFAULT_PROMPT = "Summarize this document in 3-5 sentences: what it is, its main points, and any key figures."
 ENGINES = ("auto", "pdf-text", "mistral-ocr", "native", "local-text")
+MAX_BUDGET_USD = 1_000_000.0  # more than this is a typo, not a budget (no --budget means no cap)
+MAX_PRICE_PER_MILLION = 10_000.0  # USD per million tokens: far above any listed model
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,9 @@ class RunConfig:
     pdf_text_wire_name: str = "cloudflare-ai"
     ocr_fee_per_page: float = 0.002
     batch_size: int = 100
+    price_headroom: float = 0.25  # provider.max_price = the catalogue price plus this fraction
+    max_price: tuple[float, float] | None = None  # USD per million (prompt, completion) tokens, given by hand
+    refresh_models: bool = False  # re-read GET /models even when the cached list is fresh
     shard: int = 0  # this run handles documents whose content hash falls in shard `shard` of `shards`
     shards: int = 1
     # OpenRouter's optional attribution headers, from the environment so that workers pick them up too.
@@ -51,14 +58,13 @@ class RunConfig:
             raise ConfigError("give at least one SOURCE folder or file")
         if self.engine not in ENGINES:
             raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, not {self.engine!r}")
-        if self.budget_usd is not None and self.budget_usd < 0:
-            raise ConfigError("--budget must be a non-negative amount in USD")
-        if self.concurrency < 1:
-            raise ConfigError("--concurrency must be at least 1")
-        if self.max_attempts < 1:
-            raise ConfigError("--max-attempts must be at least 1")
-        if self.max_tokens < 1:
-            raise ConfigError("--max-tokens must be at least 1")
+        for flag, name, low, high in _RANGES:
+            value = getattr(self, name)
+            if value is not None:
+                # + 0.0 turns -0.0 into 0.0; whole-number settings stay ints
+                object.__setattr__(self, name, checked_number(flag, value, low, high, whole=name in _WHOLE) + 0)
+        if self.max_price is not None:
+            object.__setattr__(self, "max_price", parse_max_price(self.max_price))
         if self.shards < 1 or not 0 <= self.shard < self.shards:
             raise ConfigError(f"shard must be in 0..{self.shards - 1} (got shard {self.shard} of {self.shards})")
         if not self.prompt.strip():
@@ -69,6 +75,45 @@ class RunConfig:
         return hashlib.sha256(self.prompt.encode()).hexdigest()
 
 
+# (flag, field, lowest, highest): every numeric setting is finite and in range, or the run does not start.
+_RANGES = (
+    ("--budget", "budget_usd", 0.0, MAX_BUDGET_USD),
+    ("--concurrency", "concurrency", 1, 1024),
+    ("--max-attempts", "max_attempts", 1, 100),
+    ("--max-tokens", "max_tokens", 1, 1_000_000),
+    ("--ocr-fee", "ocr_fee_per_page", 0.0, 1.0),
+    ("--batch-size", "batch_size", 1, 100_000),
+    ("--price-headroom", "price_headroom", 0.0, 10.0),
+    ("shards", "shards", 1, 1024),
+    ("shard", "shard", 0, 1023),
+)
+_WHOLE = frozenset({"concurrency", "max_attempts", "max_tokens", "batch_size", "shards", "shard"})
+
+
+def checked_number(flag: str, value: Any, low: float, high: float, *, whole: bool = False) -> Any:
+    """`value` when it is a finite number within [low, high] (a whole one if `whole`); a one-line error otherwise."""
+    kind = "a whole number" if whole else "a number"
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or not low <= value <= high or (whole and value != int(value)):
+        raise ConfigError(f"{flag} must be {kind} from {low:g} to {high:g}, not {value!r}")
+    return int(value) if whole else float(value)
+
+
+def parse_max_price(value: Any) -> tuple[float, float]:
+    """--max-price PROMPT,COMPLETION (USD per million tokens) from "P,C" or a two-item list."""
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    if len(parts) != 2:
+        raise ConfigError(f"--max-price must be PROMPT,COMPLETION in USD per million tokens, not {value!r}")
+    try:
+        prompt, completion = (float(p) for p in parts)
+    except (TypeError, ValueError):
+        raise ConfigError(f"--max-price must be two numbers PROMPT,COMPLETION, not {value!r}") from None
+    return (
+        checked_number("--max-price PROMPT", prompt, 0.0, MAX_PRICE_PER_MILLION) + 0.0,
+        checked_number("--max-price COMPLETION", completion, 0.0, MAX_PRICE_PER_MILLION) + 0.0,
+    )
+
+
 # The run flow's parameters are RunConfig's fields under the CLI's names (these three differ), so the CLI,
 # the flow and the backfill translate through the two functions below instead of each naming every field.
 _FIELD_OF_PARAMETER = {"budget": "budget_usd", "ocr_fee": "ocr_fee_per_page", "pdf_text_name": "pdf_text_wire_name"}
@@ -76,7 +121,7 @@ _PARAMETER_OF_FIELD = {f: p for p, f in _FIELD_OF_PARAMETER.items()}
 _FLOW_FIELDS = (
     *("sources", "out", "model", "prompt", "engine", "budget_usd", "concurrency", "max_attempts", "include"),
     *("exclude", "reprocess", "retry_failed", "offline", "max_tokens", "base_url", "batch_size", "shard", "shards"),
-    *("ocr_fee_per_page", "pdf_text_wire_name"),
+    *("ocr_fee_per_page", "pdf_text_wire_name", "price_headroom", "max_price", "refresh_models"),
 )
 _SEQUENCES = ("sources", "include", "exclude")
 
@@ -88,13 +133,16 @@ def config_from_parameters(parameters: Mapping[str, Any]) -> RunConfig:
         field_name = _FIELD_OF_PARAMETER.get(name, name)
         if field_name in _FLOW_FIELDS:
             fields[field_name] = tuple(value or ()) if field_name in _SEQUENCES else value
+    if fields.get("max_price") is not None and not isinstance(fields["max_price"], str):
+        fields["max_price"] = tuple(fields["max_price"])
     return RunConfig(**fields)
 
 
 def flow_parameters(config: RunConfig) -> dict[str, Any]:
     """The flow parameters that describe `config` (JSON-friendly: lists, not tuples; never a key)."""
     values = {name: getattr(config, name) for name in _FLOW_FIELDS}
-    return {_PARAMETER_OF_FIELD.get(k, k): list(v) if k in _SEQUENCES else v for k, v in values.items()}
+    lists = (*_SEQUENCES, "max_price")
+    return {_PARAMETER_OF_FIELD.get(k, k): list(v) if k in lists and v is not None else v for k, v in values.items()}
 
 
 def resolve_base_url(explicit: str | None) -> str:
@@ -104,13 +152,25 @@ def resolve_base_url(explicit: str | None) -> str:
 
 def resolve_api_key(explicit: str | None = None) -> str:
     """The key from the caller (e.g. a Prefect Secret block) or OPENROUTER_API_KEY; a clear error otherwise."""
-    key = explicit or os.environ.get("OPENROUTER_API_KEY", "")
-    if not key.strip():
+    key = (explicit or os.environ.get("OPENROUTER_API_KEY", "")).strip()
+    if not key:
         raise ConfigError(
             "no API key: set OPENROUTER_API_KEY (or save a Prefect Secret block and pass --key-block NAME), "
             "or run with --offline to use the built-in emulator"
         )
-    return key.strip()
+    bad = next((i for i, c in enumerate(key) if not " " <= c <= "~"), None)
+    if bad is not None:
+        # Never echo the key: only where the odd character is and what it is.
+        raise ConfigError(
+            f"the API key has a character that is not printable ASCII ({_char_name(key[bad])} at position "
+            f"{bad + 1} of {len(key)}), often a copy-paste artefact; paste the key again"
+        )
+    return key
+
+
+def _char_name(char: str) -> str:
+    name = unicodedata.name(char, "")
+    return f"U+{ord(char):04X}{f' {name}' if name else ''}"
 
 
 def cache_dir() -> Path:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from docrouter import errors
-from docrouter.budget import Budget
+from docrouter.budget import Bound, Budget
 from docrouter.client import Completion, OpenRouterClient
 from docrouter.limits import AdaptiveLimiter, RetryPolicy
 from docrouter.payloads import encode
@@ -49,14 +49,14 @@ class Dispatcher:
         self,
         build: Callable[[tuple[dict[str, Any], ...]], dict[str, Any]],
         *,
-        max_usd: Callable[[bool], float],
+        max_usd: Callable[[bool], Bound | float],
         failure_charge_usd: Callable[[bool], float],
     ) -> Attempted:
         """Send the body `build(annotations)` until it succeeds, fails for good, or the budget says no.
 
         `max_usd(reusing)` is the upper bound reserved per attempt; `failure_charge_usd(reusing)` is what
-        a failed attempt may still have cost (a parse fee billed before the model failed), settled
-        conservatively because the API does not report it.
+        a failed attempt may still have cost (a parse fee billed before the model failed, at list price,
+        scaled like the fee's reservations), settled conservatively because the API does not report it.
         """
         annotations: tuple[dict[str, Any], ...] = ()
         body = encode(build(annotations))
@@ -69,7 +69,9 @@ class Dispatcher:
             attempt += 1
             outcome = await self._attempt(body, max_usd(bool(annotations)), failure_charge_usd(bool(annotations)))
             spent += outcome.cost_usd
-            if outcome.error is None or not isinstance(outcome.error, errors.Transient):
+            if not isinstance(outcome.error, errors.Transient) or isinstance(outcome.error, errors.PriceRefused):
+                # A price refusal stays retryable for a rerun, but the same request at the same max price
+                # is refused again at once.
                 return Attempted(outcome.completion, outcome.error, attempt, spent, outcome.annotations)
             if outcome.error.annotations and not annotations:
                 # The server parsed the file before failing: send its parse back so it is not paid again.
@@ -81,14 +83,15 @@ class Dispatcher:
                 return Attempted(None, outcome.error, attempt, spent, annotations)
             await self.sleep(delay)
 
-    async def _attempt(self, body: bytes, max_usd: float, failure_charge: float) -> Attempted:
+    async def _attempt(self, body: bytes, bound: Bound | float, failure_fee: float) -> Attempted:
         """One request: limiter slot, then a budget reservation, then the call, then settlement."""
         await self.limiter.acquire()
         rate_limited = False
         try:
-            reservation = await self.budget.reserve_when_possible(max_usd)
+            reservation = await self.budget.reserve_when_possible(bound)
             if reservation is None:
-                return Attempted(None, _over_budget(max_usd, self.budget), 0, 0.0)
+                return Attempted(None, _over_budget(self.budget.amount(bound), self.budget), 0, 0.0)
+            failure_charge = self.budget.scaled_fee(bound, failure_fee)
             if self.fatal is not None:
                 self.budget.settle(reservation, 0.0)
                 return Attempted(None, _not_sent(self.fatal), 0, 0.0)
@@ -113,7 +116,7 @@ class Dispatcher:
                 self.budget.settle(reservation, reservation.amount)
                 raise
             charged = completion.cost_usd if completion.cost_usd is not None else reservation.amount
-            self.budget.settle(reservation, charged)
+            self.budget.settle(reservation, charged, completion.fee_usd)
             return Attempted(completion, None, 1, charged, completion.annotations)
         finally:
             await self.limiter.release(rate_limited=rate_limited)

@@ -11,7 +11,8 @@
     │   ├── Timeout               HTTP 408/524, read/connect timeouts            (timeout)
     │   ├── ConnectionFailed      refused / dropped connections                  (connection)
     │   ├── EmptyAnswer           200 with empty content                         (empty_answer)
-    │   └── Changed               the file changed or vanished after discovery   (changed)
+    │   ├── Changed               the file changed or vanished after discovery   (changed)
+    │   └── PriceRefused          404 "No endpoints found" under provider.max_price (price)
     └── Terminal                  this document fails (a `failed` row); the run goes on
         ├── BadRequest            HTTP 400/422                                   (bad_request)
         ├── Moderation            HTTP 403                                       (moderation)
@@ -132,6 +133,12 @@ class Changed(Transient):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, sent=False)
+
+
+class PriceRefused(Transient):
+    """No provider serves the model at or below the max price sent: prices rose since the model list."""
+
+    error_type = "price"
 
 
 class Terminal(DocrouterError):

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from docrouter import errors
+from docrouter.budget import Bound
 from docrouter.catalogue import ModelInfo
 from docrouter.client import Completion
 from docrouter.dispatch import Attempted, Dispatcher
@@ -233,7 +234,7 @@ async def _send(
         check_body(size, ctx.limits, f"{name} (pages {part.label if part else 'all'})")
         build = _pdf_body(ctx.options, data, name, engine, stored)
 
-    def bound(reusing: bool) -> float:
+    def bound(reusing: bool) -> Bound:
         return _bound(ctx, engine, scope, text_chars=text_chars, reusing=reusing or bool(stored))
 
     def failure_charge(reusing: bool) -> float:
@@ -263,7 +264,7 @@ def _stored(ctx: JobContext, doc_id: str, engine: str, part: Part | None) -> tup
     return tuple(as_message_annotation(a) for a in ctx.stored_annotations(doc_id))
 
 
-def _bound(ctx: JobContext, engine: str, scope: Inspection, *, text_chars: int | None, reusing: bool) -> float:
+def _bound(ctx: JobContext, engine: str, scope: Inspection, *, text_chars: int | None, reusing: bool) -> Bound:
     return estimate(
         engine,
         scope,
@@ -273,7 +274,7 @@ def _bound(ctx: JobContext, engine: str, scope: Inspection, *, text_chars: int |
         max_tokens=ctx.options.max_tokens,
         text_chars=text_chars,
         reuse_annotations=reusing,
-    ).max_usd
+    ).bound
 
 
 def _scoped(inspection: Inspection, part: Part | None) -> Inspection:

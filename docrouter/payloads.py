@@ -22,6 +22,7 @@ class RequestOptions:
     max_tokens: int
     wire_names: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_WIRE_NAMES))
     temperature: float | None = 0.0
+    max_price: dict[str, float] | None = None  # provider.max_price: the most the run pays (budget.py)
 
 
 def data_url(mime_type: str, data: bytes) -> str:
@@ -38,6 +39,8 @@ def _body(options: RequestOptions, messages: list[dict[str, Any]]) -> dict[str, 
     }
     if options.temperature is not None:
         body["temperature"] = options.temperature
+    if options.max_price is not None:
+        body["provider"] = {"max_price": options.max_price}
     return body
 
 

@@ -4,19 +4,26 @@ Every number lives in `PriceBook`, so a price change is configuration, not code.
 reference/pdf-heuristics.md §3.5: text is chars/4; native PDF pages cost a per-family number of tokens;
 mistral-ocr costs a page fee plus the OCR text as tokens; images cost min(1568, w*h/750) tokens.
 `max_usd` is an upper bound the budget can reserve: the answer at max_tokens, prompt tokens at their
-upper bound (estimated counts times a safety factor), the parse fee unless a stored parse is reused.
+upper bound (estimated counts times a safety factor), all at the most the run tells the server it will
+pay (`MaxPrice`, sent as provider.max_price), plus the parse fee unless a stored parse is reused.
 Known gaps, kept on purpose: images that mistral-ocr forwards to image-capable models and conditional
 `overrides` prices are not in the bound.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from docrouter.budget import Bound
 from docrouter.catalogue import ModelInfo
 from docrouter.errors import ConfigError
 from docrouter.inspection import Inspection
+
+if TYPE_CHECKING:
+    from docrouter.config import RunConfig
 
 PDF_ENGINES = ("local-text", "pdf-text", "native", "mistral-ocr")  # also the tie-break order
 IMAGE_ENGINE = "image"
@@ -40,6 +47,57 @@ NATIVE_PAGE_TOKENS = (
 
 
 @dataclass(frozen=True)
+class MaxPrice:
+    """The most the run pays per unit (USD per token, image, request): sent as provider.max_price."""
+
+    prompt: float
+    completion: float
+    image: float = 0.0
+    request: float = 0.0
+
+    def wire(self) -> dict[str, float]:
+        """provider.max_price: per million tokens for prompt/completion; image and request only when priced."""
+        wire = {"prompt": _per_million(self.prompt), "completion": _per_million(self.completion)}
+        wire.update({name: value for name, value in (("image", self.image), ("request", self.request)) if value})
+        return wire
+
+
+def _per_million(per_token: float) -> float:
+    return float(f"{per_token * 1_000_000:.12g}")  # 1.25e-07 * 1e6 is 0.12499999999999999 otherwise
+
+
+def max_price_for(model: ModelInfo, headroom: float, explicit: tuple[float, float] | None = None) -> MaxPrice:
+    """The catalogue price plus `headroom`, or PROMPT,COMPLETION per million tokens given by hand."""
+    if explicit is not None:
+        prompt, completion = (price / 1_000_000 for price in explicit)
+    else:
+        prompt, completion = model.prompt_price * (1 + headroom), model.completion_price * (1 + headroom)
+    return MaxPrice(prompt, completion, model.image_price * (1 + headroom), model.request_price * (1 + headroom))
+
+
+def priced_model(model: ModelInfo, config: RunConfig) -> tuple[ModelInfo, MaxPrice]:
+    """The model as the run prices it, and the max price it sends; ConfigError for what cannot be bounded.
+
+    A placeholder (negative) price is unknown, not free: a budgeted run needs --max-price, which then
+    also stands for the model's price in estimates.
+    """
+    if model.max_completion_tokens and config.max_tokens > model.max_completion_tokens:
+        raise ConfigError(
+            f"--max-tokens {config.max_tokens} is over {model.id}'s limit of {model.max_completion_tokens} "
+            "completion tokens"
+        )
+    if model.placeholder_price and config.max_price is None and config.budget_usd is not None:
+        raise ConfigError(
+            f"{model.id} lists no real token price (a placeholder), so --budget cannot bound it; give "
+            "--max-price PROMPT,COMPLETION in USD per million tokens"
+        )
+    if model.placeholder_price and config.max_price is not None:
+        prompt, completion = (price / 1_000_000 for price in config.max_price)
+        model = dataclasses.replace(model, prompt_price=prompt, completion_price=completion)
+    return model, max_price_for(model, config.price_headroom, config.max_price)
+
+
+@dataclass(frozen=True)
 class PriceBook:
     """Every number of the cost model that is not a model price from the catalogue."""
 
@@ -56,6 +114,7 @@ class PriceBook:
     framing_tokens: int = 20  # roles, the <document> wrapper, a short file name
     framing_tokens_upper: int = 100  # ... with a 255-character file name and the reuse turn
     safety_factor: float = 1.25  # on token counts that are estimated rather than counted
+    ceiling: MaxPrice | None = None  # the max price sent with every request; None: the list prices
 
     def family(self, model: ModelInfo) -> str:
         """The model family (gemini, claude, gpt, ...) from its tokenizer, else its id; "" when unknown."""
@@ -81,6 +140,7 @@ class Estimate:
     expected_usd: float
     max_usd: float
     max_prompt_tokens: int = 0
+    bound: Bound = Bound(0.0)  # max_usd split into what max_price caps and the fee learned from bills
 
 
 def estimate(
@@ -103,14 +163,27 @@ def estimate(
     fixed = fee + model.request_price + max_tokens * model.completion_price
     if engine == IMAGE_ENGINE:
         fixed += model.image_price
+    bound = token_bound(engine, model, prices.ceiling, prompt_max, max_tokens, fee)
     return Estimate(
         prompt_tokens=prompt,
         completion_tokens=max_tokens,
         parse_fee_usd=fee,
         expected_usd=prompt * model.prompt_price + fixed,
-        max_usd=prompt_max * model.prompt_price + fixed,
+        max_usd=bound.tokens_usd + bound.fee_usd,
         max_prompt_tokens=prompt_max,
+        bound=bound,
     )
+
+
+def token_bound(
+    engine: str, model: ModelInfo, ceiling: MaxPrice | None, prompt_tokens: int, max_tokens: int, fee: float
+) -> Bound:
+    """Tokens, images and the request at the max price (the server refuses more); the OCR fee at list price."""
+    most = ceiling or MaxPrice(model.prompt_price, model.completion_price, model.image_price, model.request_price)
+    tokens = prompt_tokens * most.prompt + max_tokens * most.completion + most.request
+    if engine == IMAGE_ENGINE:
+        tokens += most.image
+    return Bound(tokens, fee, "ocr" if fee else None)
 
 
 def parse_fee(engine: str, inspection: Inspection, prices: PriceBook) -> float:

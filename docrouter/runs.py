@@ -31,7 +31,7 @@ from docrouter.jobs import JobContext, answer
 from docrouter.limits import AdaptiveLimiter, RetryPolicy
 from docrouter.payloads import DEFAULT_WIRE_NAMES, RequestOptions
 from docrouter.pdfwork import PdfLimits, PdfLog, TextWorkers
-from docrouter.pricing import PriceBook
+from docrouter.pricing import PriceBook, priced_model
 from docrouter.progress import Progress
 from docrouter.reading import still_discovered
 from docrouter.results import Result
@@ -103,8 +103,9 @@ async def open_session(
         else:
             base_url, key = resolve_base_url(config.base_url), resolve_api_key(api_key)
             fetch, cache_path = models_fetcher(base_url, key), cache_dir() / cache_name(base_url)
-        catalogue = await asyncio.to_thread(load_catalogue, fetch, cache_path=cache_path)
-        model = catalogue.get(config.model)
+        ttl_s = 0.0 if config.refresh_models else 3600.0
+        catalogue = await asyncio.to_thread(load_catalogue, fetch, cache_path=cache_path, ttl_s=ttl_s)
+        model, ceiling = priced_model(catalogue.get(config.model), config)
         forced = None if config.engine == "auto" else config.engine
         check_forced_engine(forced, model)
         run_id = new_run_id()
@@ -114,7 +115,9 @@ async def open_session(
         # Durability comes from the fsynced journal; the flush interval only sets how many Parquet parts appear.
         store = stack.enter_context(Store(Path(config.out), run_id, flush_seconds=30.0))
         http = await stack.enter_async_context(_http_client(config.concurrency))
-        client = OpenRouterClient(http, base_url=base_url, api_key=key, referer=config.referer, title=config.title)
+        client = OpenRouterClient(
+            http, base_url=base_url, api_key=key, referer=config.referer, title=config.title, price_capped=True
+        )
         dispatcher = Dispatcher(
             client=client,
             limiter=AdaptiveLimiter(config.concurrency),
@@ -127,13 +130,14 @@ async def open_session(
             prompt=config.prompt,
             max_tokens=config.max_tokens,
             wire_names={**DEFAULT_WIRE_NAMES, "pdf-text": config.pdf_text_wire_name},
+            max_price=ceiling.wire(),
         )
         inspector = stack.enter_context(inspection_pool(limits))
         jobs = JobContext(
             run=RunColumns(run_id=run_id, model=config.model, prompt_sha256=config.prompt_sha256),
             options=options,
             model=model,
-            prices=PriceBook(ocr_fee_per_page=config.ocr_fee_per_page),
+            prices=PriceBook(ocr_fee_per_page=config.ocr_fee_per_page, ceiling=ceiling),
             dispatcher=dispatcher,
             stored_annotations=store.annotations_for,
             images=ImageDecoder(stack.enter_context(image_pool())),

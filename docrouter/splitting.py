@@ -47,10 +47,13 @@ class SplitLimits:
         return limits
 
 
+_ENV_HIGHEST = {ENV_MAX_REQUEST_BYTES: 1 << 30, ENV_MAX_PART_PAGES: 100_000}  # sane upper bounds
+
+
 def _positive(environ: Mapping[str, str], name: str) -> int:
     value = environ[name]
-    if not value.isdigit() or int(value) < 1:
-        raise ConfigError(f"{name} must be a positive whole number, not {value!r}")
+    if not value.isdigit() or not 1 <= int(value) <= _ENV_HIGHEST[name]:
+        raise ConfigError(f"{name} must be a whole number from 1 to {_ENV_HIGHEST[name]}, not {value!r}")
     return int(value)
 
 

@@ -36,6 +36,8 @@ def run_summary(session: Session, selection: Selection) -> dict[str, Any]:
         "max_in_flight": session.dispatcher.limiter.max_in_flight,
         "stopped": fatal.message if fatal else None,
         "pdf_notes": session.pdf_log.summary() if session.pdf_log else None,
+        "fee_ratios": dict(budget.ratios),  # fee kind -> billed / configured price, as learned from bills
+        "price_notes": list(budget.notes),
     }
 
 

@@ -14,6 +14,7 @@ from docrouter import runs
 from docrouter.config import DEFAULT_MODEL, DEFAULT_PROMPT, config_from_parameters
 from docrouter.errors import RunFatal
 from docrouter.progress import Progress, stderr_progress
+from docrouter.redaction import protect
 from flows.reporting import publish_progress, publish_summary, run_summary
 from flows.secrets import load_api_key
 from tasks import stages
@@ -45,12 +46,17 @@ async def docrouter_run(
     shards: int = 1,
     ocr_fee: float = 0.002,
     pdf_text_name: str = "cloudflare-ai",
+    price_headroom: float = 0.25,
+    max_price: list[float] | None = None,
+    refresh_models: bool = False,
     show_progress: bool = False,
 ) -> dict[str, Any]:
     """Answer every document under `sources` and write results to `out` (the API key never is a parameter)."""
     config = config_from_parameters(locals())  # the first statement: locals() are exactly the parameters
     timings = {"flow_started": time.time()}
     api_key = None if offline else await load_api_key(key_block)
+    if api_key is not None:
+        protect(api_key)  # a redaction filter on every log handler, in case anything ever echoes the key
     documents = await stages.discover(config)
     timings["discovered"] = time.time()
     progress = stderr_progress(0, budget) if show_progress else Progress(budget_usd=budget)

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from docrouter.budget import Budget
+from docrouter.budget import Bound, Budget
 
 
 def test_reservation_refused_when_it_would_cross_the_cap() -> None:
@@ -75,3 +75,56 @@ def test_random_concurrent_traffic_never_crosses_the_cap() -> None:
 
     budget = asyncio.run(scenario())
     assert budget.spent_usd <= 0.5 and budget.reserved_usd == pytest.approx(0.0)
+
+
+def test_a_fee_billed_above_list_price_scales_later_reservations_of_its_kind() -> None:
+    warnings: list[str] = []
+    budget = Budget(10.0, warn=warnings.append)
+    bound = Bound(tokens_usd=0.01, fee_usd=0.002, fee_kind="ocr")
+    assert budget.amount(bound) == pytest.approx(0.012)
+    first = budget.reserve(bound)
+    assert first is not None
+    budget.settle(first, 0.025, fee_billed_usd=0.02)  # the OCR fee was billed at 10x
+    assert budget.ratios == {"ocr": pytest.approx(10.0)}
+    assert budget.amount(bound) == pytest.approx(0.01 + 0.02)
+    assert budget.amount(Bound(0.01)) == pytest.approx(0.01)  # other kinds keep their price
+    assert len(warnings) == 1 and "10.00x" in warnings[0] and "ocr" in warnings[0]
+
+
+def test_a_cheaper_bill_never_lowers_a_reservation_below_list_price() -> None:
+    budget = Budget(10.0)
+    bound = Bound(tokens_usd=0.0, fee_usd=0.002, fee_kind="ocr")
+    budget.settle(budget.reserve(bound), 0.001, fee_billed_usd=0.001)
+    assert budget.ratios["ocr"] == 1.0 and budget.amount(bound) == pytest.approx(0.002)
+
+
+def test_the_first_request_of_an_unknown_fee_goes_alone() -> None:
+    """Until a fee kind's ratio is known, its first request waits for the others and nothing joins it."""
+    events: list[str] = []
+
+    async def request(budget: Budget, name: str, bound: Bound | float, hold: float) -> None:
+        reservation = await budget.reserve_when_possible(bound)
+        assert reservation is not None
+        events.append(f"+{name}")
+        await asyncio.sleep(hold)
+        events.append(f"-{name}")
+        fee = 0.02 if isinstance(bound, Bound) and bound.fee_kind else None
+        budget.settle(reservation, budget.amount(bound), fee_billed_usd=fee)
+
+    async def scenario() -> None:
+        budget = Budget(None)
+        ocr = Bound(0.001, 0.002, "ocr")
+        plain = asyncio.create_task(request(budget, "text", 0.001, 0.02))
+        await asyncio.sleep(0)
+        await asyncio.gather(
+            request(budget, "probe", ocr, 0.02),
+            *(request(budget, f"ocr{i}", ocr, 0.01) for i in range(3)),
+            request(budget, "late-text", 0.001, 0.0),
+        )
+        await plain
+
+    asyncio.run(scenario())
+    probe_start, probe_end = events.index("+probe"), events.index("-probe")
+    assert events.index("-text") < probe_start  # the probe waited for the request already in flight
+    assert probe_end == probe_start + 1  # nothing started while it was in flight
+    assert all(events.index(f"+ocr{i}") > probe_end for i in range(3))

@@ -6,6 +6,7 @@ usage.cost = prompt_tokens * prompt price + completion_tokens * completion price
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +48,36 @@ def native_pdf_tokens(model: ModelInfo, pages_with_text: tuple[bool, ...]) -> in
     """Tokens for a PDF read natively by the model, page by page."""
     image_page, text_page = PAGE_TOKENS.get(family(model), OTHER_PAGE_TOKENS)
     return sum(text_page if has_text else image_page for has_text in pages_with_text)
+
+
+NO_ENDPOINT_AT_PRICE = (
+    "No endpoints found matching your price limits (provider.max_price). To learn more about provider "
+    "routing, visit: https://openrouter.ai/docs/guides/routing/provider-selection"
+)
+
+
+def billed_prices(model: ModelInfo, multiplier: float) -> ModelInfo:
+    """The model at the prices its provider bills today (`multiplier` times what /models lists)."""
+    if multiplier == 1.0:
+        return model
+    return dataclasses.replace(
+        model,
+        prompt_price=model.prompt_price * multiplier,
+        completion_price=model.completion_price * multiplier,
+        image_price=model.image_price * multiplier,
+        request_price=model.request_price * multiplier,
+    )
+
+
+def over_max_price(model: ModelInfo, max_price: dict[str, float]) -> bool:
+    """Whether the billed prices exceed provider.max_price (prompt/completion per million tokens)."""
+    prices = {
+        "prompt": model.prompt_price * 1_000_000,
+        "completion": model.completion_price * 1_000_000,
+        "image": model.image_price,
+        "request": model.request_price,
+    }
+    return any(prices[name] > limit * (1 + 1e-9) for name, limit in max_price.items() if name in prices)
 
 
 @dataclass(frozen=True)
@@ -105,17 +136,22 @@ def unaffordable_message(worst: Charge, model: ModelInfo, max_tokens: int, remai
     )
 
 
-def usage_body(bill: Charge, *, engine: str | None, reused: int) -> dict[str, Any]:
-    """The full `usage` object; the OCR fee is in `cost` and itemised in cost_details and file_parser."""
+def usage_body(bill: Charge, *, engine: str | None, reused: int, byok: bool = False) -> dict[str, Any]:
+    """The full `usage` object; the OCR fee is in `cost` and itemised in cost_details and file_parser.
+
+    BYOK: the provider bills the user's own key (upstream_inference_cost) and `cost` is what OpenRouter
+    bills, the OCR fee (its own Mistral key) and the request fee.
+    """
+    upstream = bill.prompt_cost + bill.image_cost + bill.completion_cost
     usage: dict[str, Any] = {
         "prompt_tokens": bill.prompt_tokens,
         "completion_tokens": bill.completion_tokens,
         "total_tokens": bill.prompt_tokens + bill.completion_tokens,
-        "cost": bill.total,
-        "is_byok": False,
+        "cost": bill.total - upstream if byok else bill.total,
+        "is_byok": byok,
         "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0, "audio_tokens": 0, "video_tokens": 0},
         "cost_details": {
-            "upstream_inference_cost": None,
+            "upstream_inference_cost": upstream if byok else None,
             "upstream_inference_prompt_cost": bill.prompt_cost + bill.image_cost,
             "upstream_inference_completions_cost": bill.completion_cost,
             "file_parser_cost": bill.parse_cost,

@@ -44,6 +44,7 @@ class Trace:
     completion_tokens: int = 0
     stream: bool = False
     error: str | None = None
+    max_price: dict[str, float] | None = None
 
     def freeze(self) -> RequestRecord:
         return RequestRecord(**asdict(self))
@@ -110,7 +111,9 @@ async def _handle(request: Request, state: EmulatorState, trace: Trace) -> Respo
     body = await read_body(request, state.settings.max_body_bytes)
     chat = await asyncio.to_thread(read_chat, body, state.models, faults, state.settings.max_image_pixels)
     trace.model, trace.engine, trace.stream = chat.model.id, chat.engine, chat.stream
-    trace.file_hashes = chat.hashes
+    trace.file_hashes, trace.max_price = chat.hashes, chat.max_price or None
+    if billing.over_max_price(billing.billed_prices(chat.model.info, state.settings.price_multiplier), chat.max_price):
+        raise Rejection(404, billing.NO_ENDPOINT_AT_PRICE, error_type="not_found")
     fault = trace.fault = state.picker.pick(chat.key)
     await asyncio.sleep(state.latency)
     if fault == "slow" and not chat.stream:
@@ -178,14 +181,20 @@ class Turn:
 
     def charge(self, prompt_tokens: int, completion_tokens: int, ocr_pages: int) -> billing.Charge:
         """What these counts cost on the requested model."""
+        settings = self.state.settings
         return billing.charge(
-            self.chat.model.info,
+            billing.billed_prices(self.chat.model.info, settings.price_multiplier),
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
             images=len(self.chat.images),
             ocr_pages=ocr_pages,
-            ocr_fee=self.state.settings.ocr_fee_per_page,
+            ocr_fee=self.ocr_fee,
         )
+
+    @property
+    def ocr_fee(self) -> float:
+        """The OCR page fee billed today."""
+        return self.state.settings.ocr_fee_per_page * self.state.settings.ocr_fee_multiplier
 
 
 def _billed(turn: Turn) -> Response:
@@ -200,7 +209,7 @@ def _billed(turn: Turn) -> Response:
     if not ledger.reserve(worst.total):
         message = billing.unaffordable_message(worst, model, reserved_output, ledger.remaining_usd or 0.0)
         raise Rejection(402, message, error_type="payment_required", provider_name=None)
-    bill = billing.parse_fee_only(model, ocr_pages, turn.state.settings.ocr_fee_per_page)
+    bill = billing.parse_fee_only(model, ocr_pages, turn.ocr_fee)
     try:
         response, bill = _respond(turn, tokens, bill)
     finally:
@@ -242,7 +251,8 @@ def _answer(turn: Turn, content: str, finish: str, bill: billing.Charge) -> Resp
     """A 200: JSON or a stream, with X-Generation-Id (or the connection drops after billing)."""
     chat = turn.chat
     error = _choice_error(turn)
-    usage = billing.usage_body(bill, engine=chat.engine, reused=sum(f.reused for f in turn.files))
+    reused = sum(f.reused for f in turn.files)
+    usage = billing.usage_body(bill, engine=chat.engine, reused=reused, byok=turn.state.settings.byok)
     generation_id = _remember(turn, "error" if error else finish, usage, bill)
     if turn.fault == "drop_after_billing":
         return DroppedResponse()

@@ -35,6 +35,13 @@ def add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key", default=DEFAULT_API_KEY, help="the API key the emulator accepts (made up)")
     parser.add_argument("--ocr-fee", type=float, default=None, metavar="USD", help="mistral-ocr fee per page")
     parser.add_argument("--models", default=None, metavar="PATH", help="a /models JSON snapshot to serve")
+    parser.add_argument(
+        "--price-multiplier", type=float, default=1.0, metavar="X", help="bill model prices at X times /models"
+    )
+    parser.add_argument(
+        "--ocr-fee-multiplier", type=float, default=1.0, metavar="X", help="bill the OCR fee at X times"
+    )
+    parser.add_argument("--byok", action="store_true", help="answer as for a BYOK key (cost upstream)")
     parser.add_argument("--quiet", action="store_true", help="do not print a line per request")
 
 
@@ -62,6 +69,9 @@ def emulator_from(args: argparse.Namespace) -> Emulator:
         host=args.host,
         port=args.port,
         ocr_fee_per_page=args.ocr_fee,
+        price_multiplier=args.price_multiplier,
+        ocr_fee_multiplier=args.ocr_fee_multiplier,
+        byok=args.byok,
     )
 
 

@@ -64,6 +64,7 @@ class ChatRequest:
     max_tokens: int | None = None
     stream: bool = False
     reusable: dict[str, dict[str, Any]] = field(default_factory=dict)  # file hash -> annotation "file"
+    max_price: dict[str, float] = field(default_factory=dict)  # provider.max_price (prompt/completion per 1M)
 
     @property
     def hashes(self) -> tuple[str, ...]:
@@ -108,7 +109,22 @@ def read_chat(body: bytes, models: dict[str, EmulatedModel], faults: Faults, max
         max_tokens=_max_tokens(payload),
         stream=payload.get("stream") is True,
         reusable=gathered.reusable,
+        max_price=_max_price(payload),
     )
+
+
+def _max_price(payload: dict[str, Any]) -> dict[str, float]:
+    """provider.max_price as numbers (the OAS types them as strings); 400 for one that is not a number."""
+    provider = payload.get("provider")
+    limits = provider.get("max_price") if isinstance(provider, dict) else None
+    if limits is None:
+        return {}
+    if not isinstance(limits, dict):
+        raise Rejection(400, "provider.max_price must be an object")
+    try:
+        return {str(name): float(value) for name, value in limits.items()}
+    except (TypeError, ValueError):
+        raise Rejection(400, "provider.max_price values must be numbers") from None
 
 
 def _json_object(body: bytes) -> dict[str, Any]:

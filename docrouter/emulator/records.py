@@ -31,6 +31,7 @@ class RequestRecord:
     completion_tokens: int = 0
     stream: bool = False
     error: str | None = None  # the error message sent, if any
+    max_price: dict[str, float] | None = None  # provider.max_price the request carried
 
 
 class Ledger:

@@ -71,8 +71,13 @@ class Emulator:
         max_body_bytes: int | None = None,
         max_image_pixels: int | None = None,
         doc_models: bool = True,
+        price_multiplier: float = 1.0,
+        ocr_fee_multiplier: float = 1.0,
+        byok: bool = False,
     ) -> None:
-        settings = Settings(api_key=api_key)
+        settings = Settings(
+            api_key=api_key, price_multiplier=price_multiplier, ocr_fee_multiplier=ocr_fee_multiplier, byok=byok
+        )
         if ocr_fee_per_page is not None:
             settings = dataclasses.replace(settings, ocr_fee_per_page=ocr_fee_per_page)
         if max_body_bytes is not None:

@@ -25,6 +25,9 @@ class Settings:
     ocr_fee_per_page: float = DEFAULT_OCR_FEE_PER_PAGE
     max_body_bytes: int = 64 * 1024 * 1024  # past this: 413
     max_image_pixels: int = 50_000_000  # past this: 400 image_too_large
+    price_multiplier: float = 1.0  # tokens, images and requests bill at this times what /models lists
+    ocr_fee_multiplier: float = 1.0  # the OCR page fee bills at this times ocr_fee_per_page
+    byok: bool = False  # answer as for a BYOK key: usage.cost is OpenRouter's fee, the rest upstream
 
 
 class EmulatorState:
