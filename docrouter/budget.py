@@ -129,8 +129,13 @@ class Budget:
         self.spent_usd += charged_usd
         if charged_usd > reservation.amount + _EPSILON:
             self.overruns += 1
-        if reservation.bound is not None and fee_billed_usd is not None:
-            self._learn(reservation.bound, fee_billed_usd)
+        bound = reservation.bound
+        if bound is not None and fee_billed_usd is None and charged_usd > reservation.amount + _EPSILON:
+            # A bill that does not itemise its fee: tokens cannot have cost more than their reservation
+            # (the server refuses above the max price), so at least the rest was the fee.
+            fee_billed_usd = charged_usd - bound.tokens_usd
+        if bound is not None and fee_billed_usd is not None:
+            self._learn(bound, fee_billed_usd)
         if reservation.probe:
             self._probing = None
         self._wake()

@@ -257,14 +257,43 @@ class OpenRouterClient:
         """One POST /chat/completions attempt; raises a docrouter error on any failure."""
         content = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         headers = {**self._headers, "Content-Type": "application/json"}
+        url = f"{self.base_url}/chat/completions"
         try:
-            response = await self._http.post(f"{self.base_url}/chat/completions", content=content, headers=headers)
+            async with self._http.stream("POST", url, content=content, headers=headers) as response:
+                await _read_body(response)
         except httpx.TransportError as exc:
             raise translate_transport_error(exc) from None
         try:
             return parse_completion(_json_object(response, "HTTP 200 with"), response.headers)
         except errors.NoEndpoint as exc:
             raise price_refusal(exc) if self.price_capped and _about_price(exc.message) else exc from None
+
+    async def billed_for(self, generation_id: str) -> float | None:
+        """What GET /generation says generation `generation_id` cost (BYOK: plus upstream); None if not known."""
+        try:
+            response = await self._http.get(
+                f"{self.base_url}/generation", params={"id": generation_id}, headers=self._headers
+            )
+            data = _json_object(response, "GET /generation returned").get("data")
+        except (httpx.TransportError, errors.DocrouterError):
+            return None
+        if not isinstance(data, dict):
+            return None
+        total = _finite(data.get("total_cost"))
+        upstream = _finite(data.get("upstream_inference_cost"))
+        if total is not None and data.get("is_byok") is True and upstream is not None:
+            total += upstream
+        return total
+
+
+async def _read_body(response: httpx.Response) -> None:
+    """Read the body; a connection lost after the headers keeps X-Generation-Id for a cost lookup."""
+    try:
+        await response.aread()
+    except httpx.TransportError as exc:
+        error = translate_transport_error(exc)
+        error.generation_id = response.headers.get("x-generation-id")
+        raise error from None
 
 
 def _about_price(message: str) -> bool:

@@ -15,6 +15,8 @@ from docrouter.client import Completion, OpenRouterClient
 from docrouter.limits import AdaptiveLimiter, RetryPolicy
 from docrouter.payloads import encode
 
+GENERATION_LOOKUP_DELAYS_S = (0.0, 0.5, 1.0, 2.0, 4.0)  # GET /generation can lag the answer by a moment
+
 
 @dataclass(frozen=True)
 class Attempted:
@@ -101,8 +103,10 @@ class Dispatcher:
             except errors.Transient as exc:
                 charged = exc.charged_usd or failure_charge
                 if exc.status is None and exc.sent:
-                    # Sent, but no response read (timeout, dropped connection): the answer may have been billed.
-                    charged = max(charged, reservation.amount)
+                    # Sent, but no answer read (timeout, dropped connection): it may have been billed. The
+                    # reservation stays until GET /generation says what it cost, or it settles in full.
+                    billed = await self._billed_for(exc.generation_id)
+                    charged = billed if billed is not None else max(charged, reservation.amount)
                 self.budget.settle(reservation, charged)
                 rate_limited = isinstance(exc, errors.RateLimited)
                 return Attempted(None, exc, 1, charged, exc.annotations)
@@ -120,6 +124,17 @@ class Dispatcher:
             return Attempted(completion, None, 1, charged, completion.annotations)
         finally:
             await self.limiter.release(rate_limited=rate_limited)
+
+    async def _billed_for(self, generation_id: str | None) -> float | None:
+        """The cost of a generation whose answer was lost, from GET /generation (which may lag a little)."""
+        if generation_id is None:
+            return None
+        for delay in GENERATION_LOOKUP_DELAYS_S:
+            await self.sleep(delay)
+            billed = await self.client.billed_for(generation_id)
+            if billed is not None:
+                return billed
+        return None
 
 
 def _over_budget(amount: float, budget: Budget) -> errors.OverBudget:

@@ -104,6 +104,7 @@ class Transient(DocrouterError):
         self.charged_usd = charged_usd
         self.annotations = annotations
         self.sent = sent  # False when the request never left (no connection): it cannot have been billed
+        self.generation_id: str | None = None  # from the response headers when the body was lost
 
 
 class RateLimited(Transient):

@@ -24,7 +24,7 @@ from docrouter.documents import SKIPPED_ERRORS, Document, skip_reason
 from docrouter.errors import ConfigError
 from docrouter.inspection import Inspection
 from docrouter.payloads import PARSING_ENGINES
-from docrouter.pricing import PriceBook, estimate
+from docrouter.pricing import PriceBook, estimate, priced_model
 from docrouter.routing import Route, check_forced_engine, choose_engine, usd
 
 PLAN_FILE = "plan.parquet"
@@ -330,13 +330,13 @@ def plan_command(config: RunConfig, *, out: str | None = None) -> int:
     """`docrouter plan`: discover, inspect, route and price every document; print it; no paid call."""
     from docrouter.runs import discover, inspect, named_files  # the run's own stages, so plan and run agree
 
-    model = plan_catalogue(config).get(config.model)
+    model, ceiling = priced_model(plan_catalogue(config).get(config.model), config)  # as the run prices it
     forced = None if config.engine == "auto" else config.engine
     check_forced_engine(forced, model)
     plan = build_plan(
         inspect(discover(config), named=named_files(config.sources)),
         model,
-        PriceBook(ocr_fee_per_page=config.ocr_fee_per_page),
+        PriceBook(ocr_fee_per_page=config.ocr_fee_per_page, ceiling=ceiling),
         forced=forced,
         prompt_chars=len(config.prompt),
         max_tokens=config.max_tokens,
@@ -356,4 +356,5 @@ def plan_catalogue(config: RunConfig) -> Catalogue:
         key: str | None = resolve_api_key(None)
     except ConfigError:
         key = None
-    return load_catalogue(models_fetcher(base_url, key), cache_path=cache_dir() / cache_name(base_url))
+    ttl_s = 0.0 if config.refresh_models else 3600.0
+    return load_catalogue(models_fetcher(base_url, key), cache_path=cache_dir() / cache_name(base_url), ttl_s=ttl_s)

@@ -21,7 +21,7 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.deployments.flow_runs import arun_deployment
 from prefect.runtime import flow_run as current_run
 
-from docrouter.config import DEFAULT_MODEL, DEFAULT_PROMPT, config_from_parameters
+from docrouter.config import DEFAULT_MODEL, DEFAULT_PROMPT, checked_number, config_from_parameters
 from flows.backfill_report import (
     PAGE,
     ShardRun,
@@ -74,6 +74,8 @@ async def docrouter_backfill(
     # flow takes, except its own shard, shard count and budget share (shard_parameters sets those).
     child = {name: value for name, value in locals().items() if name in _PASSED_ON}
     check_parameters(child, budget, shards)
+    checked_number("poll_seconds", poll_seconds, 0.1, 3600.0)
+    checked_number("timeout_hours", timeout_hours, 0.001, 24.0 * 365)
     started = await start_shards(deployment_name, child, budget, shards)
     async with get_client() as client:
         finished = await wait_for_shards(client, started, poll_seconds, timeout_hours * 3600)

@@ -128,3 +128,10 @@ def test_the_first_request_of_an_unknown_fee_goes_alone() -> None:
     assert events.index("-text") < probe_start  # the probe waited for the request already in flight
     assert probe_end == probe_start + 1  # nothing started while it was in flight
     assert all(events.index(f"+ocr{i}") > probe_end for i in range(3))
+
+
+def test_a_bill_without_itemised_costs_still_teaches_the_fee_ratio() -> None:
+    budget = Budget(10.0, warn=lambda _: None)
+    bound = Bound(tokens_usd=0.01, fee_usd=0.002, fee_kind="ocr")
+    budget.settle(budget.reserve(bound), 0.03)  # over the 0.012 reserved; at least 0.02 of it was the fee
+    assert budget.ratios["ocr"] == pytest.approx(10.0)

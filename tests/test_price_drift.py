@@ -121,3 +121,24 @@ def test_byok_bills_count_the_upstream_cost_and_the_budget_bounds_them(
     assert billed > 0 and billed <= budget
     assert rows.cost_usd.sum() == pytest.approx(billed, abs=1e-9)  # not just OpenRouter's share in usage.cost
     assert summary["spent_usd"] == pytest.approx(billed, abs=1e-6)
+
+
+def test_an_answer_lost_after_billing_settles_to_what_get_generation_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dropped body stays reserved until GET /generation (which lags) tells its cost: spent == billed."""
+    from docrouter.emulator import Faults
+
+    write_corpus(tmp_path / "docs", text=4, scans=4)
+    with Emulator(seed=9) as emu:
+        emu.set_faults(Faults(rate_drop_after_billing=0.3, generation_404_seconds=0.3))
+        monkeypatch.setenv("OPENROUTER_API_KEY", emu.api_key)
+        summary = run_flow(sources=[str(tmp_path / "docs")], out=str(tmp_path / "out"), base_url=emu.base_url)
+        billed = emu.billed_usd
+        lookups = [r for r in emu.records if r.path.endswith("/generation")]
+        dropped = [r for r in emu.records if r.fault == "drop_after_billing"]
+    rows = results(tmp_path / "out")
+    assert dropped and lookups  # the fault happened, and its cost was asked for
+    assert summary["spent_usd"] == pytest.approx(billed, abs=1e-6)  # not the reservations of the lost answers
+    assert rows.cost_usd.sum() == pytest.approx(billed, abs=1e-9)
+    assert "ok" in set(rows.status)

@@ -171,3 +171,45 @@ def test_pages_with_a_junk_text_layer_get_a_larger_bound_than_bare_scans() -> No
     assert cost("mistral-ocr", bare).max_prompt_tokens == overhead + 2 * BOOK.ocr_tokens_upper
     assert cost("mistral-ocr", junk).max_prompt_tokens == overhead + 2 * BOOK.layer_tokens_upper
     assert cost("mistral-ocr", bare).prompt_tokens == cost("mistral-ocr", junk).prompt_tokens
+
+
+# --- the max price sent (provider.max_price) and models without a real price -------------------------
+
+from docrouter.catalogue import parse_model  # noqa: E402
+from docrouter.config import RunConfig  # noqa: E402
+from docrouter.pricing import max_price_for, priced_model  # noqa: E402
+
+ROUTER = {"id": "openrouter/auto", "pricing": {"prompt": "-1", "completion": "-1"}, "top_provider": {}}
+LISTED = ModelInfo("a/b", frozenset({"text", "file"}), 3e-07, 2.5e-06, max_completion_tokens=8192)
+
+
+def run_config(**fields: object) -> RunConfig:
+    return RunConfig(sources=("x",), out="o", **fields)  # type: ignore[arg-type]
+
+
+def test_a_placeholder_price_is_not_free_for_a_budgeted_run() -> None:
+    model = parse_model(ROUTER)
+    assert model is not None and model.placeholder_price and model.prompt_price == 0.0
+    with pytest.raises(ConfigError, match="--max-price PROMPT,COMPLETION"):
+        priced_model(model, run_config(budget_usd=5.0))
+    priced, ceiling = priced_model(model, run_config(budget_usd=5.0, max_price=(1.0, 4.0)))
+    assert priced.prompt_price == pytest.approx(1e-06) and priced.completion_price == pytest.approx(4e-06)
+    assert ceiling.wire() == {"prompt": 1.0, "completion": 4.0}
+    priced_model(model, run_config())  # no budget: nothing to bound
+
+
+def test_the_max_price_is_the_list_price_plus_the_headroom_and_bounds_reservations() -> None:
+    ceiling = max_price_for(LISTED, 0.25)
+    assert ceiling.wire() == {"prompt": 0.375, "completion": 3.125}
+    inspection = Inspection(doc_id="d", kind="pdf", pages=2, text_chars=4000, ocr_pages=(0, 1))
+    listed = estimate("local-text", inspection, LISTED, PriceBook(), prompt_chars=100, max_tokens=1000)
+    capped = estimate("local-text", inspection, LISTED, PriceBook(ceiling=ceiling), prompt_chars=100, max_tokens=1000)
+    assert capped.max_usd == pytest.approx(listed.max_usd * 1.25)
+    assert capped.expected_usd == listed.expected_usd  # the estimate stays at list price
+    ocr = estimate("mistral-ocr", inspection, LISTED, PriceBook(ceiling=ceiling), prompt_chars=100, max_tokens=1000)
+    assert ocr.bound.fee_kind == "ocr" and ocr.bound.fee_usd == pytest.approx(0.004)
+
+
+def test_max_tokens_over_the_models_limit_is_refused() -> None:
+    with pytest.raises(ConfigError, match="8192"):
+        priced_model(LISTED, run_config(max_tokens=10_000))

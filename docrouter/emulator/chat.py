@@ -255,7 +255,7 @@ def _answer(turn: Turn, content: str, finish: str, bill: billing.Charge) -> Resp
     usage = billing.usage_body(bill, engine=chat.engine, reused=reused, byok=turn.state.settings.byok)
     generation_id = _remember(turn, "error" if error else finish, usage, bill)
     if turn.fault == "drop_after_billing":
-        return DroppedResponse()
+        return DroppedResponse(generation_id)
     headers = {
         "X-Generation-Id": generation_id,
         "X-Provider-Name": chat.model.provider,

@@ -23,11 +23,14 @@ class ConnectionDropped(Exception):
 class DroppedResponse(Response):
     """Headers and a few bytes of body, then the connection dies."""
 
-    def __init__(self) -> None:
+    def __init__(self, generation_id: str | None = None) -> None:
         super().__init__(status_code=200)
+        self.generation_id = generation_id  # sent as X-Generation-Id when the answer was billed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = [(b"content-type", b"application/json"), (b"content-length", b"4096")]
+        if self.generation_id:
+            headers.append((b"x-generation-id", self.generation_id.encode()))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": b'{"id": "gen-', "more_body": True})
         raise ConnectionDropped("emulated dropped connection")

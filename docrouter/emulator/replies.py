@@ -158,9 +158,9 @@ def generation_data(
         "num_fetches": 0,
         "total_cost": usage["cost"],
         "usage": usage["cost"],
-        "upstream_inference_cost": None,
+        "upstream_inference_cost": usage["cost_details"].get("upstream_inference_cost"),
         "cache_discount": None,
-        "is_byok": False,
+        "is_byok": usage.get("is_byok", False),
         "provider_responses": [
             {
                 "endpoint_id": "emulator",
