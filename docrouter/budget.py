@@ -99,7 +99,7 @@ class Budget:
             while True:
                 probe = self._needs_probe(bound)
                 if probe != counted:
-                    self._probes_waiting += 1 if probe else -1
+                    self._count_probe(probe)
                     counted = probe
                 if not self._must_wait(probe):
                     reservation = self.reserve(bound)
@@ -112,8 +112,13 @@ class Budget:
                 await self._settled.wait()
         finally:
             if counted:
-                self._probes_waiting -= 1
-                self._wake()  # the requests that waited behind this probe may go now
+                self._count_probe(False)
+
+    def _count_probe(self, waiting: bool) -> None:
+        """One more (or one fewer) probe waiting; one fewer may let the requests behind it go."""
+        self._probes_waiting += 1 if waiting else -1
+        if not waiting:
+            self._wake()
 
     def _wake(self) -> None:
         if self._settled is not None:
@@ -121,7 +126,8 @@ class Budget:
             self._settled = None
 
     def settle(self, reservation: Reservation, charged_usd: float, fee_billed_usd: float | None = None) -> None:
-        """Replace the reservation with what the request really cost; learn the fee ratio from the bill."""
+        """Replace the reservation with what the request really cost; learn the fee ratio from an answer's
+        bill (`fee_billed_usd`: its fee part; None for a failed attempt, whose bill says nothing)."""
         if reservation.settled:
             raise RuntimeError("reservation settled twice")
         reservation.settled = True
@@ -129,16 +135,18 @@ class Budget:
         self.spent_usd += charged_usd
         if charged_usd > reservation.amount + _EPSILON:
             self.overruns += 1
-        bound = reservation.bound
-        if bound is not None and fee_billed_usd is None and charged_usd > reservation.amount + _EPSILON:
-            # A bill that does not itemise its fee: tokens cannot have cost more than their reservation
-            # (the server refuses above the max price), so at least the rest was the fee.
-            fee_billed_usd = charged_usd - bound.tokens_usd
-        if bound is not None and fee_billed_usd is not None:
-            self._learn(bound, fee_billed_usd)
+        if reservation.bound is not None and fee_billed_usd is not None:
+            self._learn(reservation.bound, fee_billed_usd)
         if reservation.probe:
             self._probing = None
         self._wake()
+
+    def fee_billed(self, reservation: Reservation, charged_usd: float, itemised: float | None) -> float | None:
+        """The fee part of an answer's bill: as itemised, else what exceeds the token reservation (tokens
+        cannot cost more: the server refuses above the max price)."""
+        if itemised is not None or reservation.bound is None:
+            return itemised
+        return max(0.0, charged_usd - reservation.bound.tokens_usd)
 
     def _learn(self, bound: Bound, fee_billed_usd: float) -> None:
         """Raise the kind's ratio when its bill was above list price (never lower it, never below 1)."""

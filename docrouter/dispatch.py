@@ -120,7 +120,7 @@ class Dispatcher:
                 self.budget.settle(reservation, reservation.amount)
                 raise
             charged = completion.cost_usd if completion.cost_usd is not None else reservation.amount
-            self.budget.settle(reservation, charged, completion.fee_usd)
+            self.budget.settle(reservation, charged, self.budget.fee_billed(reservation, charged, completion.fee_usd))
             return Attempted(completion, None, 1, charged, completion.annotations)
         finally:
             await self.limiter.release(rate_limited=rate_limited)

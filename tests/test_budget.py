@@ -133,5 +133,29 @@ def test_the_first_request_of_an_unknown_fee_goes_alone() -> None:
 def test_a_bill_without_itemised_costs_still_teaches_the_fee_ratio() -> None:
     budget = Budget(10.0, warn=lambda _: None)
     bound = Bound(tokens_usd=0.01, fee_usd=0.002, fee_kind="ocr")
-    budget.settle(budget.reserve(bound), 0.03)  # over the 0.012 reserved; at least 0.02 of it was the fee
-    assert budget.ratios["ocr"] == pytest.approx(10.0)
+    reservation = budget.reserve(bound)
+    budget.settle(reservation, 0.03, budget.fee_billed(reservation, 0.03, None))  # 0.012 reserved
+    assert budget.ratios["ocr"] == pytest.approx(10.0)  # at least 0.02 of the bill was the fee
+    reservation = budget.reserve(Bound(tokens_usd=0.01, fee_usd=0.002, fee_kind="request"))
+    budget.settle(reservation, 0.005, budget.fee_billed(reservation, 0.005, None))
+    assert budget.ratios["request"] == 1.0  # a bill within its bound: the kind is known, no more probes
+
+
+def test_requests_behind_a_probe_that_overspent_all_get_their_answer() -> None:
+    """The probe's bill crosses the cap: every request that waited behind it is refused, none hangs."""
+
+    async def scenario() -> list[bool]:
+        budget = Budget(0.015, warn=lambda _: None)
+        ocr = Bound(0.0114, 0.002, "ocr")
+
+        async def one(index: int) -> bool:
+            reservation = await budget.reserve_when_possible(ocr)
+            if reservation is None:
+                return False
+            await asyncio.sleep(0.01)
+            budget.settle(reservation, 0.0206, fee_billed_usd=0.02)
+            return True
+
+        return await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(8))), timeout=10)
+
+    assert sorted(asyncio.run(scenario())) == [False] * 7 + [True]
