@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import resource
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -197,6 +198,7 @@ def _stop(worker: _Worker, *, kill: bool) -> None:
 
 def _serve(conn: Connection, func: Callable[[Any], Any], memory_mb: int) -> None:
     """The worker loop: one item in, one result out, until told to stop or the parent goes away."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent stops us
     # Headroom above what the worker already maps: a forkserver child re-imports the parent's __main__ (a
     # script that imported pandas/pyarrow maps hundreds of MB of address space before the first file).
     limit = _address_space_bytes() + memory_mb * 2**20

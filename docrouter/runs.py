@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from docrouter import errors
+from docrouter import errors, lease, stopping
 from docrouter.budget import Budget
 from docrouter.catalogue import Catalogue, cache_name, load_catalogue
 from docrouter.client import OpenRouterClient, models_fetcher
@@ -108,6 +108,7 @@ async def open_session(
         forced = None if config.engine == "auto" else config.engine
         check_forced_engine(forced, model)
         run_id = new_run_id()
+        writer = stack.enter_context(lease.acquire(Path(config.out), config.shard, config.shards, run_id))
         limits = PdfLimits.from_env()
         pdf_log = PdfLog(Path(config.out) / "logs" / f"{run_id}.log")
         text_workers = stack.enter_context(TextWorkers(limits, log=pdf_log))
@@ -122,6 +123,7 @@ async def open_session(
             policy=RetryPolicy(max_attempts=config.max_attempts),
             rng=random.Random(),
         )
+        writer.on_lost = lambda lost: setattr(dispatcher, "fatal", dispatcher.fatal or errors.ConfigError(lost))
         options = RequestOptions(
             model=config.model,
             prompt=config.prompt,
@@ -309,6 +311,8 @@ async def call(session: Session, routed: Sequence[Job], copied_ids: set[str]) ->
             annotations: list = []
             if result is None:
                 result, annotations = await answer(job, session.jobs)
+            if result.error_type == stopping.Interrupted.error_type and result.cost_usd == 0:
+                return result  # never sent (a signal stopped the run): no row, the rerun sends it
             await session.recorder.record(result, annotations)
         session.progress.add(result)
         if job.document.doc_id in copied_ids:
