@@ -67,7 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"docrouter {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
-    run = sub.add_parser("run", help="answer every document and write Parquet results")
+    run = sub.add_parser(
+        "run",
+        help="answer every document and write Parquet results",
+        epilog="exit status: 0 finished (failed documents are rows); 1 stopped by a 401/402; 2 bad arguments, "
+        "unwritable DIR, or DIR (this shard) is being written by another run; 130 / 143 interrupted by Ctrl-C / "
+        "SIGTERM (answers in flight within 10 s are recorded; a second Ctrl-C aborts at once)",
+    )
     _add_selection(run)
     run.add_argument("--out", required=True, metavar="DIR", help="output folder (results/, annotations/)")
     run.add_argument("--budget", type=_positive_float, metavar="USD", help="hard cap on money spent")

@@ -67,6 +67,8 @@ class WorkerPool(Generic[T, R]):
             yield from self._pool.run(items)
 
     def close(self) -> None:
+        """Stop the workers; a `map` running in another thread (a run stopped by Ctrl-C) ends within POLL_S."""
+        self._pool.closing = True
         with self._turn:
             self._pool.close()
 
@@ -94,12 +96,13 @@ class _Pool(Generic[T, R]):
     workers: list[_Worker] = field(default_factory=list)
     items: dict[int, T] = field(default_factory=dict)
     done: dict[int, R | Failure] = field(default_factory=dict)
+    closing: bool = False
 
     def run(self, items: Iterable[T]) -> Iterator[tuple[T, R | Failure]]:
         source = enumerate(items)
         next_out, exhausted = 0, False
         try:
-            while True:
+            while not self.closing:
                 exhausted = exhausted or self._feed(source)
                 if exhausted and not self.items:
                     return
@@ -112,10 +115,10 @@ class _Pool(Generic[T, R]):
 
     def _abandon(self) -> None:
         """After a run the caller stopped reading: replace busy workers, whose answers belong to no one now."""
-        for position, worker in enumerate(self.workers):
+        for worker in self.workers:
             if worker.index is not None:
                 _stop(worker, kill=True)
-                self.workers[position] = self._start()
+        self.workers = [w for w in self.workers if w.index is None]  # the next run starts new ones
         self.items.clear()
         self.done.clear()
 

@@ -305,21 +305,23 @@ async def call(session: Session, routed: Sequence[Job], copied_ids: set[str]) ->
     """
     fresh = [job for job in routed if _claim(session, job.document)]
 
-    async def one(job: Job) -> Result:
+    async def one(job: Job) -> Result | None:
         async with session.unrecorded:
             result = unsent_row(job, session.jobs.run)
             annotations: list = []
             if result is None:
+                if stopping.interrupted(session.dispatcher.fatal):
+                    return None  # a signal stopped the run: no row (the rerun sends it), no work to prepare it
                 result, annotations = await answer(job, session.jobs)
             if result.error_type == stopping.Interrupted.error_type and result.cost_usd == 0:
-                return result  # never sent (a signal stopped the run): no row, the rerun sends it
+                return None  # never sent (the signal came while it was prepared): no row either
             await session.recorder.record(result, annotations)
         session.progress.add(result)
         if job.document.doc_id in copied_ids:
             session.copy_sources[job.document.doc_id] = result
         return result
 
-    return list(await asyncio.gather(*(one(job) for job in fresh)))
+    return [result for result in await asyncio.gather(*(one(job) for job in fresh)) if result is not None]
 
 
 def _claim(session: Session, doc: Document) -> bool:
