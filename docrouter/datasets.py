@@ -12,7 +12,7 @@ import dataclasses
 import os
 import sys
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -172,6 +172,25 @@ def write_part(directory: Path, name: str, table: pa.Table) -> None:
     finally:
         temp.unlink(missing_ok=True)
     fsync_dir(directory)
+
+
+def create_new(path: Path, prepare: Callable[[int], object]) -> int | None:
+    """A new file at `path`, made ready by `prepare(fd)` before its name appears (linked from a hidden temp
+    name: atomic on local disks and NFS); its open descriptor, or None when `path` exists already."""
+    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        prepare(fd)
+        os.link(temp, path)
+    except FileExistsError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    finally:
+        temp.unlink(missing_ok=True)
+    return fd
 
 
 def fsync_dir(directory: Path) -> None:

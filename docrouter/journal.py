@@ -10,12 +10,11 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from docrouter.datasets import fsync_dir, warn
+from docrouter.datasets import create_new, fsync_dir, warn
 
 JOURNAL_DIR = "_journal"
 _SUFFIX = ".jsonl"
@@ -184,20 +183,7 @@ class RunLock:
 
 def _create_locked(journal_dir: Path, path: Path) -> int | None:
     """A new lock file that is already locked when its name appears, or None if the name exists."""
-    temp = journal_dir / f".{path.name}.{uuid.uuid4().hex}.tmp"
-    fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    try:
-        os.link(temp, path)
-    except FileExistsError:
-        os.close(fd)
-        return None
-    except OSError:
-        os.close(fd)
-        raise
-    finally:
-        temp.unlink()
-    return fd
+    return create_new(path, lambda fd: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB))
 
 
 def _same_file(fd: int, path: Path) -> bool:

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from docrouter.datasets import create_new
 from docrouter.errors import ConfigError
 
 LEASE_DIR = "_leases"
@@ -67,8 +68,7 @@ class WriterLease:
     def set_run_id(self, run_id: str) -> None:
         """Name the run in the lease (the CLI takes the lease before the flow has its run id)."""
         self.holder = _replace_run(self.holder, run_id)
-        os.pwrite(self._fd, _encode(self.holder), 0)
-        os.fsync(self._fd)
+        _write_durably(self._fd, _encode(self.holder))
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(RENEW_S):
@@ -151,21 +151,15 @@ def _create(path: Path, run_id: str | None) -> WriterLease | None:
         since=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         token=uuid.uuid4().hex,
     )
-    temp = path.with_name(f".{path.name}.{holder.token}.tmp")
-    fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        os.write(fd, _encode(holder))
-        os.fsync(fd)
-        os.link(temp, path)
-    except FileExistsError:
-        os.close(fd)
+    fd = create_new(path, lambda fd: _write_durably(fd, _encode(holder)))
+    if fd is None:
         return None
-    except BaseException:
-        os.close(fd)
-        raise
-    finally:
-        temp.unlink(missing_ok=True)
     return WriterLease(path, holder, fd)
+
+
+def _write_durably(fd: int, data: bytes) -> None:
+    os.pwrite(fd, data, 0)
+    os.fsync(fd)
 
 
 def read_holder(path: Path) -> Holder | None:

@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from pipeline import results, write_corpus
+from pipeline import chat_records, results, start_run, write_corpus
 
 from docrouter import lease
 from docrouter.emulator import Emulator
@@ -92,13 +92,6 @@ def test_shards_hold_their_own_leases_and_one_process_may_take_its_lease_twice(t
         assert not outer.path.exists()
 
 
-def start_run(source: Path, out: Path, emu: Emulator, api_url: str) -> subprocess.Popen:
-    env = {**os.environ, "OPENROUTER_API_KEY": emu.api_key, "PREFECT_API_URL": api_url}
-    command = [sys.executable, "-m", "docrouter.cli", "run", str(source), "--out", str(out)]
-    command += ["--base-url", emu.base_url, "--concurrency", "4", "--batch-size", "10"]
-    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
 @pytest.mark.slow
 def test_a_second_run_on_the_same_out_exits_2_at_once_and_nothing_is_paid_twice(
     tmp_path: Path, prefect_api_url: str
@@ -115,7 +108,7 @@ def test_a_second_run_on_the_same_out_exits_2_at_once_and_nothing_is_paid_twice(
         _, second_err = second.communicate(timeout=60)
         second_s = time.monotonic() - started
         first_out, first_err = first.communicate(timeout=180)
-        records = [r for r in emu.records if r.path.endswith("/chat/completions")]
+        records = chat_records(emu)
     assert second.returncode == 2, second_err
     lines = second_err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in second_err, second_err

@@ -5,34 +5,16 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from pipeline import results, write_corpus
+from pipeline import chat_records, results, start_run, write_corpus
 
 from docrouter.emulator import Emulator
 
 pytestmark = pytest.mark.slow
-
-
-def start_run(source: Path, out: Path, emu: Emulator, api_url: str | None) -> subprocess.Popen:
-    """A real `docrouter run` in its own process group (as a terminal starts it); without `api_url` it starts
-    Prefect's temporary server, which must survive a Ctrl-C sent to the group."""
-    env = {**os.environ, "OPENROUTER_API_KEY": emu.api_key}
-    if api_url:
-        env["PREFECT_API_URL"] = api_url
-    command = [sys.executable, "-m", "docrouter.cli", "run", str(source), "--out", str(out)]
-    command += ["--base-url", emu.base_url, "--concurrency", "4", "--batch-size", "10"]
-    return subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, text=True
-    )
-
-
-def chat_records(emu: Emulator) -> list:
-    return [r for r in emu.records if r.path.endswith("/chat/completions")]
 
 
 def billed(emu: Emulator) -> Counter:
