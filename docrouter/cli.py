@@ -7,7 +7,6 @@ plain docrouter and starts fast.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from collections.abc import Sequence
@@ -148,12 +147,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_run(config, key_block=args.key_block)  # here, a one-line error; inside the flow, a Prefect traceback
     _quiet_prefect_server()
     # The lease first: a second run on this DIR stops here, at once, before Prefect even starts.
+    interrupted: int | None = None
     with lease.acquire(Path(config.out), config.shard, config.shards), stopping.installed() as stopper:
         try:
             summary = _run_flow(config, args.key_block, stopper)
         except stopping.Interrupted as exc:
             print(f"docrouter: {exc.message}; every finished row is in {config.out}; rerun to go on", file=sys.stderr)
-            return exc.exit_code
+            interrupted = exc.exit_code
+    if interrupted is not None:
+        return stopping.exit_now(interrupted)
     if summary is None:
         return 1
     from docrouter.report import build_report, render_report
@@ -175,6 +177,7 @@ def _quiet_prefect_server() -> None:
 def _run_flow(config: RunConfig, key_block: str | None, stopper: Any) -> dict[str, Any] | None:
     """The run flow's summary; None (after a one-line message) when a 401/402 stopped it; Interrupted raised
     when a signal did."""
+    from docrouter import stopping
     from flows.run import RunStopped, docrouter_run
     from flows.tempserver import temporary_server
 
@@ -183,7 +186,7 @@ def _run_flow(config: RunConfig, key_block: str | None, stopper: Any) -> dict[st
         if stopper.requested:
             raise stopper.error(": nothing was started")
         try:
-            return asyncio.run(docrouter_run(**params))
+            return stopping.run(docrouter_run(**params), stopper)
         except RunStopped as exc:
             print(f"docrouter: error: {exc}; every finished row is written to {config.out}", file=sys.stderr)
             return None

@@ -11,7 +11,8 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+import threading
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
 
@@ -152,3 +153,40 @@ async def finish_or_stop(work: Awaitable[T], stopped: asyncio.Event, grace_s: fl
 def interrupted(fatal: BaseException | None) -> bool:
     """Whether a run's stop reason is a signal (its unsent documents get no row: the rerun sends them)."""
     return isinstance(fatal, Interrupted)
+
+
+def run(main: Coroutine[Any, Any, T], stopper: Stopper) -> T:
+    """asyncio.run(main), except that after a stop it does not wait for worker threads still busy with work
+    nobody awaits any more (a text extraction for a document that will not be sent): a stop takes seconds."""
+    loop = asyncio.new_event_loop()
+    try:
+        asyncio.set_event_loop(loop)
+        return loop.run_until_complete(main)
+    finally:
+        try:
+            _cancel_all(loop)
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            if not stopper.requested:
+                loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()  # does not wait for the executor's threads
+
+
+def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
+    tasks = asyncio.all_tasks(loop)
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+
+
+def exit_now(code: int) -> int:
+    """`code`, and, when threads left busy by a stop would hold the exit up, the exit itself (every row is on
+    disk and the lease released by now; Prefect's temporary server stops with this process)."""
+    busy = [t for t in threading.enumerate() if not t.daemon and t is not threading.main_thread()]
+    if busy:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
