@@ -7,7 +7,6 @@ plain docrouter and starts fast.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from collections.abc import Sequence
@@ -91,7 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"docrouter {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
-    run = sub.add_parser("run", help="answer every document and write Parquet results")
+    run = sub.add_parser(
+        "run",
+        help="answer every document and write Parquet results",
+        epilog="exit status: 0 finished (failed documents are rows); 1 stopped by a 401/402; 2 bad arguments, "
+        "unwritable DIR, or DIR (this shard) is being written by another run; 130 / 143 interrupted by Ctrl-C / "
+        "SIGTERM (answers in flight within 10 s are recorded; a second Ctrl-C aborts at once)",
+    )
     _add_selection(run)
     run.add_argument("--out", required=True, metavar="DIR", help="output folder (results/, annotations/)")
     run.add_argument("--budget", type=_number, metavar="USD", help="hard cap on money spent (>= 0; 0 sends nothing)")
@@ -162,32 +167,61 @@ def run_config(args: argparse.Namespace) -> RunConfig:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from docrouter import lease, stopping
     from docrouter.runs import check_run
 
     config = run_config(args)
     check_run(config, key_block=args.key_block)  # here, a one-line error; inside the flow, a Prefect traceback
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    # The temporary server's shutdown prints harmless "Error flushing events" tracebacks (PrefectHQ #18934).
-    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
-    # The temporary server's default 20 s start-up limit is missed on a busy 2-core machine.
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    from flows.run import RunStopped, docrouter_run
-
-    if not config.offline and args.key_block is None:
-        protect(resolve_api_key())  # after Prefect set up its log handlers
-
-    params = {**flow_parameters(config), "key_block": args.key_block, "show_progress": True}
-    try:
-        summary = asyncio.run(docrouter_run(**params))
-    except RunStopped as exc:
-        print(f"docrouter: error: {redacted(str(exc))}; every finished row is written to {config.out}", file=sys.stderr)
+    _quiet_prefect_server()
+    # The lease first: a second run on this DIR stops here, at once, before Prefect even starts.
+    interrupted: int | None = None
+    with lease.acquire(Path(config.out), config.shard, config.shards), stopping.installed() as stopper:
+        try:
+            summary = _run_flow(config, args.key_block, stopper)
+        except stopping.Interrupted as exc:
+            print(f"docrouter: {exc.message}; every finished row is in {config.out}; rerun to go on", file=sys.stderr)
+            interrupted = exc.exit_code
+    if interrupted is not None:
+        return stopping.exit_now(interrupted)
+    if summary is None:
         return 1
     from docrouter.report import build_report, render_report
 
     print(render_summary(summary))
     print(render_report(build_report(Path(config.out))))
     return 0
+
+
+def _quiet_prefect_server() -> None:
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    # The temporary server's shutdown prints harmless "Error flushing events" tracebacks (PrefectHQ #18934).
+    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
+    # The temporary server's default 20 s start-up limit is missed on a busy 2-core machine.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+
+def _run_flow(config: RunConfig, key_block: str | None, stopper: Any) -> dict[str, Any] | None:
+    """The run flow's summary; None (after a one-line message) when a 401/402 stopped it; Interrupted raised
+    when a signal did."""
+    from docrouter import stopping
+    from flows.run import RunStopped, docrouter_run
+    from flows.tempserver import temporary_server
+
+    if not config.offline and key_block is None:
+        protect(resolve_api_key())  # after Prefect set up its log handlers
+    params = {**flow_parameters(config), "key_block": key_block, "show_progress": True}
+    with temporary_server(stopper):
+        if stopper.requested:
+            raise stopper.error(": nothing was started")
+        try:
+            return stopping.run(docrouter_run(**params), stopper)
+        except RunStopped as exc:
+            print(
+                f"docrouter: error: {redacted(str(exc))}; every finished row is written to {config.out}",
+                file=sys.stderr,
+            )
+            return None
 
 
 def render_summary(summary: dict[str, Any]) -> str:

@@ -16,8 +16,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from docrouter.datasets import (
+    ANNOTATION_DEFAULTS,
     ANNOTATIONS_DIR,
     ANNOTATIONS_SCHEMA,
+    QUARANTINE_DIR,
+    RESULT_DEFAULTS,
     RESULTS_DIR,
     RESULTS_SCHEMA,
     fsync_dir,
@@ -25,10 +28,20 @@ from docrouter.datasets import (
     part_paths,
     read_table,
     remove_stale_temps,
-    to_table,
+    sound_parts,
+    tolerant_table,
+    warn,
     write_part,
 )
-from docrouter.journal import JOURNAL_DIR, RunLock, Segment, list_segments, locked_run_ids, read_segment
+from docrouter.journal import (
+    JOURNAL_DIR,
+    RunLock,
+    Segment,
+    list_segments,
+    locked_run_ids,
+    read_segment,
+    read_segment_lines,
+)
 
 Entry = dict[str, Any]
 
@@ -40,26 +53,79 @@ class Kind:
     directory: str
     schema: pa.Schema
     rows: Callable[[Entry], list[dict[str, Any]]]
+    defaults: dict[str, Any]  # for columns added after a journal line was written
+
+    def table(self, rows: list[dict[str, Any]]) -> pa.Table:
+        """Journal rows as a table of this dataset, whichever version wrote them."""
+        return tolerant_table(rows, self.schema, self.defaults)
 
 
-RESULTS = Kind(RESULTS_DIR, RESULTS_SCHEMA, lambda entry: [entry["result"]])
-ANNOTATIONS = Kind(ANNOTATIONS_DIR, ANNOTATIONS_SCHEMA, lambda entry: list(entry.get("annotations") or ()))
+RESULTS = Kind(RESULTS_DIR, RESULTS_SCHEMA, lambda entry: [entry["result"]], RESULT_DEFAULTS)
+ANNOTATIONS = Kind(
+    ANNOTATIONS_DIR, ANNOTATIONS_SCHEMA, lambda entry: list(entry.get("annotations") or ()), ANNOTATION_DEFAULTS
+)
 _WRITE_ORDER = (ANNOTATIONS, RESULTS)  # results last: its part marks the segment as compacted
+_GARBLED = (pa.ArrowException, ValueError, TypeError, KeyError, AttributeError)  # a row that is not a row
 
 
 def compact_segment(out_dir: Path, segment: Segment) -> None:
-    """Write the segment's rows as parts (unless already done), then delete the segment."""
+    """Write the segment's rows as parts (unless already done), then delete the segment (a damaged one is kept
+    in DIR/quarantine/_journal/, named in a warning with the count of lines that could not be read)."""
     name = part_name(segment.run_id, segment.first_line)
+    damaged = 0
     if not (out_dir / RESULTS_DIR / name).exists():
-        entries = read_segment(segment.path)
+        lines = read_segment_lines(segment.path)
+        entries, damaged = _storable(lines.entries)
+        damaged += lines.damaged + lines.torn
         for kind in _WRITE_ORDER:
             rows = [row for entry in entries for row in kind.rows(entry)]
             # A dataset with no rows yet still gets one (empty) part: DuckDB's read_parquet('.../*.parquet')
             # refuses a glob that matches nothing, and pandas would read a folder of nothing as no columns.
             if rows or not part_paths(out_dir / kind.directory):
-                write_part(out_dir / kind.directory, name, to_table(rows, kind.schema))
-    segment.path.unlink(missing_ok=True)
+                write_part(out_dir / kind.directory, name, kind.table(rows))
+    if damaged:
+        _set_aside(out_dir, segment, damaged)
+    else:
+        segment.path.unlink(missing_ok=True)
     fsync_dir(segment.path.parent)
+
+
+def _storable(entries: list[Entry]) -> tuple[list[Entry], int]:
+    """The entries whose rows fit the datasets (a line can be whole JSON and still garbled), and how many not."""
+    if _fits_all(entries):
+        return entries, 0
+    kept = [entry for entry in entries if _fits_all([entry])]
+    return kept, len(entries) - len(kept)
+
+
+def _fits_all(entries: list[Entry]) -> bool:
+    """Whether the entries' rows fit both datasets."""
+    try:
+        return all(_fits_rows(kind, [row for entry in entries for row in kind.rows(entry)]) for kind in _WRITE_ORDER)
+    except _GARBLED:
+        return False
+
+
+def _fits_rows(kind: Kind, rows: list[dict[str, Any]]) -> bool:
+    try:
+        kind.table(rows)
+    except _GARBLED:
+        return False
+    return True
+
+
+def _set_aside(out_dir: Path, segment: Segment, damaged: int) -> None:
+    """Keep a damaged segment (its readable rows are in the parts now) where a person can look at it."""
+    target = out_dir / QUARANTINE_DIR / JOURNAL_DIR / segment.path.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        segment.path.replace(target)
+    except FileNotFoundError:
+        return  # another process compacting the same dead run moved it first
+    warn(
+        f"{segment.path}: {damaged} journal lines could not be read (a crash mid-write, or damage); "
+        f"the readable rows are kept, the segment is in {target}"
+    )
 
 
 def compact_run(out_dir: Path, run_id: str) -> None:
@@ -122,8 +188,25 @@ def read_tail(out_dir: Path) -> list[tuple[Segment, list[Entry]]]:
 def read_dataset(out_dir: Path, kind: Kind, columns: Sequence[str] | None = None) -> pa.Table:
     """Every row of a dataset (only `columns`, if given): its parts, plus journal rows not compacted yet."""
     tail = read_tail(out_dir)
-    parts = part_paths(out_dir / kind.directory)
+    parts = sound_parts(out_dir / kind.directory, kind.schema)
     names = list(columns) if columns is not None else kind.schema.names
     stored = read_table(parts, kind.schema, columns=names)
     pending = journal_rows(kind, parts, tail)
-    return pa.concat_tables([stored, to_table(pending, kind.schema).select(names)]) if pending else stored
+    if not pending:
+        return stored
+    return pa.concat_tables([stored, _fitting(kind, pending).select(names)], promote_options="default")
+
+
+def _fitting(kind: Kind, rows: list[dict[str, Any]]) -> pa.Table:
+    """Journal rows as a table; a row that does not fit the dataset (garbled) is left out, with a warning."""
+    try:
+        return kind.table(rows)
+    except _GARBLED:
+        pass
+    kept = [row for row in rows if _fits(kind, row)]
+    warn(f"{len(rows) - len(kept)} journal rows in {kind.directory} could not be read; they are not counted")
+    return kind.table(kept)
+
+
+def _fits(kind: Kind, row: dict[str, Any]) -> bool:
+    return _fits_rows(kind, [row])

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import pandas
 import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
+import pyarrow.types as pat
 
 from docrouter.results import Annotation, Result
 
@@ -70,7 +72,17 @@ ANNOTATIONS_SCHEMA = pa.schema(
 
 RESULTS_DIR = "results"
 ANNOTATIONS_DIR = "annotations"
+QUARANTINE_DIR = "quarantine"
 _TIMESTAMPS = ("started_at", "finished_at", "created_at")
+
+
+def _defaults(cls: type) -> dict[str, Any]:
+    return {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+
+
+# What a column added after a row was written reads as (a row from an older version): the dataclass default.
+RESULT_DEFAULTS = _defaults(Result)
+ANNOTATION_DEFAULTS = _defaults(Annotation)
 
 
 def parse_timestamp(value: str) -> datetime:
@@ -89,6 +101,18 @@ def arrow_row(fields: dict[str, Any]) -> dict[str, Any]:
 def to_table(rows: Iterable[dict[str, Any]], schema: pa.Schema) -> pa.Table:
     """Dataclass fields (as in `dataclasses.asdict`) as a table of exactly `schema`; raises on a wrong type."""
     return pa.Table.from_pylist([arrow_row(r) for r in rows], schema=schema)
+
+
+def tolerant_table(rows: list[dict[str, Any]], schema: pa.Schema, defaults: dict[str, Any]) -> pa.Table:
+    """Rows written by any version as a table of `schema`: a column they lack reads as its default, else null
+    (that column is then declared nullable in this table, so the rows can still be written)."""
+    filled = [{**{k: v for k, v in defaults.items() if k not in row}, **row} for row in rows]
+    table = to_table(filled, schema)
+    lacking = {f.name for f in schema if not f.nullable and table.column(f.name).null_count}
+    if not lacking:
+        return table
+    relaxed = pa.schema([f.with_nullable(True) if f.name in lacking else f for f in schema])
+    return pa.Table.from_pylist([arrow_row(r) for r in filled], schema=relaxed)
 
 
 def checked_rows(rows: list[dict[str, Any]], schema: pa.Schema) -> list[dict[str, Any]]:
@@ -115,15 +139,20 @@ def _iso(value: Any) -> Any:
 
 
 def result_from_row(row: dict[str, Any]) -> Result:
-    """A Result back from a dataset row (timestamps as ISO strings again)."""
-    names = {f.name for f in dataclasses.fields(Result)}
-    return Result(**{k: _iso(v) for k, v in row.items() if k in names})
+    """A Result back from a dataset row (timestamps as ISO strings again; a column an older version did not
+    write, read as null, is the field's default)."""
+    return Result(**_fields(Result, row, RESULT_DEFAULTS))
 
 
 def annotation_from_row(row: dict[str, Any]) -> Annotation:
     """An Annotation back from a dataset row."""
-    names = {f.name for f in dataclasses.fields(Annotation)}
-    return Annotation(**{k: _iso(v) for k, v in row.items() if k in names})
+    return Annotation(**_fields(Annotation, row, ANNOTATION_DEFAULTS))
+
+
+def _fields(cls: type, row: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in dataclasses.fields(cls)}
+    values = {k: _iso(v) for k, v in row.items() if k in names}
+    return {**defaults, **{k: v for k, v in values.items() if v is not None or k not in defaults}}
 
 
 def part_name(run_id: str, first_line: int) -> str:
@@ -143,6 +172,25 @@ def write_part(directory: Path, name: str, table: pa.Table) -> None:
     finally:
         temp.unlink(missing_ok=True)
     fsync_dir(directory)
+
+
+def create_new(path: Path, prepare: Callable[[int], object]) -> int | None:
+    """A new file at `path`, made ready by `prepare(fd)` before its name appears (linked from a hidden temp
+    name: atomic on local disks and NFS); its open descriptor, or None when `path` exists already."""
+    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        prepare(fd)
+        os.link(temp, path)
+    except FileExistsError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    finally:
+        temp.unlink(missing_ok=True)
+    return fd
 
 
 def fsync_dir(directory: Path) -> None:
@@ -174,16 +222,89 @@ def part_paths(directory: Path) -> list[Path]:
     return sorted(p for p in directory.glob("part-*.parquet") if p.is_file())
 
 
+def warn(message: str, _said: set[str] = set()) -> None:  # noqa: B006 (the set remembers what was said)
+    """A one-line warning on stderr, once per process."""
+    if message not in _said:
+        _said.add(message)
+        print(f"docrouter: warning: {message}", file=sys.stderr)
+
+
+def damage(path: Path, schema: pa.Schema) -> str | None:
+    """Why a part file cannot be read as part of its dataset (junk, truncated, a column of another type), or None."""
+    try:
+        found = pq.read_schema(path)
+    except (OSError, pa.ArrowException) as exc:
+        return str(exc).split("\n")[0] or type(exc).__name__
+    for field in schema:
+        index = found.get_field_index(field.name)
+        if index >= 0 and not _compatible(found.field(index).type, field.type):
+            return f"column {field.name} is {found.field(index).type}, not {field.type}"
+    return None
+
+
+def _compatible(found: pa.DataType, wanted: pa.DataType) -> bool:
+    return found == wanted or (pat.is_timestamp(found) and pat.is_timestamp(wanted)) or found == pa.null()
+
+
+def sound_parts(directory: Path, schema: pa.Schema) -> list[Path]:
+    """The part files that can be read; each one that cannot is named in a warning and left out."""
+    sound = []
+    for path in part_paths(directory):
+        problem = damage(path, schema)
+        if problem is None:
+            sound.append(path)
+        else:
+            warn(f"skipped unreadable part {path} ({problem}); its rows are not counted until it is repaired")
+    return sound
+
+
+def quarantine(out_dir: Path, directory: Path, schema: pa.Schema) -> list[Path]:
+    """Move the unreadable parts of `directory` to DIR/quarantine/<dataset>/, each named in a warning."""
+    moved = []
+    for path in part_paths(directory):
+        problem = damage(path, schema)
+        if problem is None:
+            continue
+        target = out_dir / QUARANTINE_DIR / directory.name / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            target = target.with_name(f"{path.stem}-{uuid.uuid4().hex[:8]}{path.suffix}")
+        try:
+            os.replace(path, target)
+        except FileNotFoundError:
+            continue  # another writer of DIR moved it first
+        warn(
+            f"moved unreadable part {path} to {target} ({problem}); its rows are not counted (a rerun may pay "
+            "for their documents again)"
+        )
+        moved.append(target)
+    return moved
+
+
 def dataset(paths: Sequence[Path], schema: pa.Schema) -> pads.Dataset:
     """The given part files as one dataset read with `schema` (missing columns read as nulls)."""
     return pads.dataset([str(p) for p in paths], schema=schema, format="parquet")
 
 
 def scan(paths: Sequence[Path], schema: pa.Schema, columns: list[str], filter: Any = None) -> Iterator[pa.RecordBatch]:
-    """Record batches of only `columns` (plus `__filename` if asked) from the parts; bounded memory."""
+    """Record batches of only `columns` (plus `__filename` if asked) from the parts; bounded memory. A part
+    damaged inside (its footer was sound) is named in a warning and skipped."""
     if not paths:
-        return iter(())
-    return dataset(paths, schema).to_batches(columns=columns, filter=filter)
+        return
+    try:
+        yield from dataset(paths, schema).to_batches(columns=columns, filter=filter)
+        return
+    except (OSError, pa.ArrowException):
+        pass
+    for path in paths:  # again, part by part (rows seen twice are harmless to callers: they index sets)
+        try:
+            yield from dataset([path], schema).to_table(columns=columns, filter=filter).to_batches()
+        except (OSError, pa.ArrowException) as exc:
+            _skipped(path, exc)
+
+
+def _skipped(path: Path, exc: Exception) -> None:
+    warn(f"skipped unreadable part {path} ({str(exc).splitlines()[0]}); its rows are not counted")
 
 
 def read_table(
@@ -193,4 +314,14 @@ def read_table(
     names = list(columns) if columns is not None else schema.names
     if not paths:
         return schema.empty_table().select(names)
-    return dataset(paths, schema).to_table(columns=names, filter=filter)
+    try:
+        return dataset(paths, schema).to_table(columns=names, filter=filter)
+    except (OSError, pa.ArrowException):
+        pass
+    tables = [schema.empty_table().select(names)]
+    for path in paths:  # a part damaged inside: read the others
+        try:
+            tables.append(dataset([path], schema).to_table(columns=names, filter=filter))
+        except (OSError, pa.ArrowException) as exc:
+            _skipped(path, exc)
+    return pa.concat_tables(tables)

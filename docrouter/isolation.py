@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import resource
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -66,6 +67,8 @@ class WorkerPool(Generic[T, R]):
             yield from self._pool.run(items)
 
     def close(self) -> None:
+        """Stop the workers; a `map` running in another thread (a run stopped by Ctrl-C) ends within POLL_S."""
+        self._pool.closing = True
         with self._turn:
             self._pool.close()
 
@@ -93,12 +96,13 @@ class _Pool(Generic[T, R]):
     workers: list[_Worker] = field(default_factory=list)
     items: dict[int, T] = field(default_factory=dict)
     done: dict[int, R | Failure] = field(default_factory=dict)
+    closing: bool = False
 
     def run(self, items: Iterable[T]) -> Iterator[tuple[T, R | Failure]]:
         source = enumerate(items)
         next_out, exhausted = 0, False
         try:
-            while True:
+            while not self.closing:
                 exhausted = exhausted or self._feed(source)
                 if exhausted and not self.items:
                     return
@@ -111,10 +115,10 @@ class _Pool(Generic[T, R]):
 
     def _abandon(self) -> None:
         """After a run the caller stopped reading: replace busy workers, whose answers belong to no one now."""
-        for position, worker in enumerate(self.workers):
+        for worker in self.workers:
             if worker.index is not None:
                 _stop(worker, kill=True)
-                self.workers[position] = self._start()
+        self.workers = [w for w in self.workers if w.index is None]  # the next run starts new ones
         self.items.clear()
         self.done.clear()
 
@@ -197,6 +201,7 @@ def _stop(worker: _Worker, *, kill: bool) -> None:
 
 def _serve(conn: Connection, func: Callable[[Any], Any], memory_mb: int) -> None:
     """The worker loop: one item in, one result out, until told to stop or the parent goes away."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent stops us
     # Headroom above what the worker already maps: a forkserver child re-imports the parent's __main__ (a
     # script that imported pandas/pyarrow maps hundreds of MB of address space before the first file).
     limit = _address_space_bytes() + memory_mb * 2**20

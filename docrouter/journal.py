@@ -10,12 +10,11 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from docrouter.datasets import fsync_dir
+from docrouter.datasets import create_new, fsync_dir, warn
 
 JOURNAL_DIR = "_journal"
 _SUFFIX = ".jsonl"
@@ -53,21 +52,53 @@ def locked_run_ids(journal_dir: Path) -> set[str]:
     return {p.name[: -len(".lock")] for p in journal_dir.glob("*.lock") if not p.name.startswith(".")}
 
 
+@dataclass(frozen=True)
+class SegmentLines:
+    """A segment's whole entries, how many lines could not be read, and whether the last one is torn (a write
+    cut short by a crash, or one in progress when read)."""
+
+    entries: list[dict[str, Any]]
+    damaged: int
+    torn: bool
+
+
 def read_segment(path: Path) -> list[dict[str, Any]]:
-    """The whole entries of a segment; a torn or garbled line (kill -9 mid-write) is skipped."""
+    """The whole entries of a segment; a damaged line (not a torn last one) is named in a warning, with a count."""
+    lines = read_segment_lines(path)
+    if lines.damaged:
+        warn(f"{path}: {lines.damaged} damaged journal lines skipped; their rows are not counted")
+    return lines.entries
+
+
+def read_segment_lines(path: Path) -> SegmentLines:
+    """Every entry of a segment, and what could not be read."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return []  # compacted and deleted meanwhile: its rows are in the parts now
+        return SegmentLines([], 0, False)  # compacted and deleted meanwhile: its rows are in the parts now
+    *whole, last = data.split(b"\n")
     entries = []
-    for line in data.split(b"\n"):
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(entry, dict) and isinstance(entry.get("result"), dict):
+    damaged = 0
+    for line in whole:
+        entry = _entry(line)
+        if entry is None:
+            damaged += 1
+        else:
             entries.append(entry)
-    return entries
+    tail = _entry(last) if last.strip() else None
+    if tail is not None:
+        entries.append(tail)  # whole, only its newline is missing
+    return SegmentLines(entries, damaged, torn=bool(last.strip()) and tail is None)
+
+
+def _entry(line: bytes) -> dict[str, Any] | None:
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return None
+    if isinstance(entry, dict) and isinstance(entry.get("result"), dict):
+        return entry
+    return None
 
 
 class SegmentWriter:
@@ -152,20 +183,7 @@ class RunLock:
 
 def _create_locked(journal_dir: Path, path: Path) -> int | None:
     """A new lock file that is already locked when its name appears, or None if the name exists."""
-    temp = journal_dir / f".{path.name}.{uuid.uuid4().hex}.tmp"
-    fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    try:
-        os.link(temp, path)
-    except FileExistsError:
-        os.close(fd)
-        return None
-    except OSError:
-        os.close(fd)
-        raise
-    finally:
-        temp.unlink()
-    return fd
+    return create_new(path, lambda fd: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB))
 
 
 def _same_file(fd: int, path: Path) -> bool:

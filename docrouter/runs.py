@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from docrouter import errors
+from docrouter import errors, lease, stopping
 from docrouter.budget import Budget
 from docrouter.catalogue import Catalogue, cache_name, load_catalogue
 from docrouter.client import OpenRouterClient, models_fetcher
@@ -109,6 +109,7 @@ async def open_session(
         forced = None if config.engine == "auto" else config.engine
         check_forced_engine(forced, model)
         run_id = new_run_id()
+        writer = stack.enter_context(lease.acquire(Path(config.out), config.shard, config.shards, run_id))
         limits = PdfLimits.from_env()
         pdf_log = PdfLog(Path(config.out) / "logs" / f"{run_id}.log")
         text_workers = stack.enter_context(TextWorkers(limits, log=pdf_log))
@@ -125,6 +126,7 @@ async def open_session(
             policy=RetryPolicy(max_attempts=config.max_attempts),
             rng=random.Random(),
         )
+        writer.on_lost = lambda lost: setattr(dispatcher, "fatal", dispatcher.fatal or errors.ConfigError(lost))
         options = RequestOptions(
             model=config.model,
             prompt=config.prompt,
@@ -307,19 +309,23 @@ async def call(session: Session, routed: Sequence[Job], copied_ids: set[str]) ->
     """
     fresh = [job for job in routed if _claim(session, job.document)]
 
-    async def one(job: Job) -> Result:
+    async def one(job: Job) -> Result | None:
         async with session.unrecorded:
             result = unsent_row(job, session.jobs.run)
             annotations: list = []
             if result is None:
+                if stopping.interrupted(session.dispatcher.fatal):
+                    return None  # a signal stopped the run: no row (the rerun sends it), no work to prepare it
                 result, annotations = await answer(job, session.jobs)
+            if result.error_type == stopping.Interrupted.error_type and result.cost_usd == 0:
+                return None  # never sent (the signal came while it was prepared): no row either
             await session.recorder.record(result, annotations)
         session.progress.add(result)
         if job.document.doc_id in copied_ids:
             session.copy_sources[job.document.doc_id] = result
         return result
 
-    return list(await asyncio.gather(*(one(job) for job in fresh)))
+    return [result for result in await asyncio.gather(*(one(job) for job in fresh)) if result is not None]
 
 
 def _claim(session: Session, doc: Document) -> bool:

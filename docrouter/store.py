@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas
 import pyarrow.compute as pc
@@ -43,6 +43,7 @@ from docrouter.datasets import (
     parse_timestamp,
     part_name,
     part_paths,
+    quarantine,
     read_table,
     result_from_row,
     scan,
@@ -102,6 +103,8 @@ class Store:
             raise ConfigError(f"cannot write to {self.out_dir}: run {self.run_id} is already writing there")
         try:
             with _writing(self.out_dir):
+                quarantine(self.out_dir, self.out_dir / RESULTS_DIR, RESULTS_SCHEMA)
+                quarantine(self.out_dir, self.out_dir / ANNOTATIONS_DIR, ANNOTATIONS_SCHEMA)
                 recover(self.out_dir, self.run_id)
                 first_line = next_first_line(self.out_dir, self.run_id)
                 self._writer = SegmentWriter(self.out_dir / JOURNAL_DIR, self.run_id, first_line)
@@ -314,8 +317,9 @@ def _index_results(out_dir: Path) -> tuple[set[Key], dict[str, tuple[Path, ...]]
             done.add((doc_id, sys.intern(model), sys.intern(prompt)))  # a few models and prompts, 100k rows
         _note(where, doc_id, files[filename])
     for row in journal_rows(RESULTS, parts, tail):
-        if row["status"] == "ok":
-            done.add((row["doc_id"], row["model"], row["prompt_sha256"]))
+        key = (row.get("doc_id"), row.get("model"), row.get("prompt_sha256"))
+        if row.get("status") == "ok" and all(isinstance(k, str) for k in key):
+            done.add(cast(Key, key))
     return done, where
 
 

@@ -7,11 +7,11 @@ import time
 from typing import Any, TypeVar, cast
 
 from prefect import flow, get_run_logger
-from prefect.states import Failed
+from prefect.states import Cancelled, Failed
 from prefect.utilities.annotations import quote
 
-from docrouter import runs
-from docrouter.config import DEFAULT_MODEL, DEFAULT_PROMPT, config_from_parameters
+from docrouter import runs, stopping
+from docrouter.config import DEFAULT_MODEL, DEFAULT_PROMPT, RunConfig, config_from_parameters
 from docrouter.errors import RunFatal
 from docrouter.progress import Progress, stderr_progress
 from docrouter.redaction import protect
@@ -53,14 +53,28 @@ async def docrouter_run(
 ) -> dict[str, Any]:
     """Answer every document under `sources` and write results to `out` (the API key never is a parameter)."""
     config = config_from_parameters(locals())  # the first statement: locals() are exactly the parameters
+    stopper = stopping.active()  # the CLI's: Ctrl-C and SIGTERM stop the run cleanly (a worker keeps Prefect's)
+    if stopper is None:
+        return await _run(config, key_block, show_progress, None)
+    with stopper.handling():
+        return await _run(config, key_block, show_progress, stopper)
+
+
+async def _run(
+    config: RunConfig, key_block: str | None, show_progress: bool, stopper: stopping.Stopper | None
+) -> dict[str, Any]:
     timings = {"flow_started": time.time()}
-    api_key = None if offline else await load_api_key(key_block)
+    api_key = None if config.offline else await load_api_key(key_block)
     if api_key is not None:
         protect(api_key)  # a redaction filter on every log handler, in case anything ever echoes the key
     documents = await stages.discover(config)
     timings["discovered"] = time.time()
+    if stopper is not None and stopper.requested:
+        return _interrupted(stopper, "before anything was sent")
+    budget = config.budget_usd
     progress = stderr_progress(0, budget) if show_progress else Progress(budget_usd=budget)
     async with runs.open_session(config, api_key=api_key, progress=progress) as session:
+        stopped = stopping.wake_on_stop(stopper, lambda: _stop_sending(session, stopper))
         selection = runs.select(documents, session.store.done_keys(), config, runs.known_failures(session))
         progress.already_done, progress.known_failures = selection.already_done, selection.known_failures
         progress.total = (
@@ -74,19 +88,33 @@ async def docrouter_run(
             selection.already_done,
             selection.known_failures,
         )
-        await process_batches(session, selection)
+        await stopping.finish_or_stop(process_batches(session, selection), stopped)
         runs.write_copies(session, selection.copies)
         timings["written"] = time.time()
         progress.maybe_print(force=True)
         summary = run_summary(session, selection) | {"timings": timings}
     runs.write_summary(config.out, summary)
     await publish_summary(summary)
+    if stopper is not None and stopper.requested:
+        return _interrupted(stopper, f": {summary['processed']} documents recorded, ${summary['spent_usd']:.4f} spent")
     if session.dispatcher.fatal is not None:
         # A Failed state, not a raise: Prefect marks the run failed without logging a traceback for a 401/402,
         # and the caller still gets RunStopped (the state's data) raised from the call.
-        stopped = RunStopped(session.dispatcher.fatal)
-        return Failed(message=str(stopped), data=stopped)  # type: ignore[return-value]
+        stopped_by = RunStopped(session.dispatcher.fatal)
+        return Failed(message=str(stopped_by), data=stopped_by)  # type: ignore[return-value]
     return summary
+
+
+def _stop_sending(session: runs.Session, stopper: stopping.Stopper | None) -> None:
+    """At the signal: nothing more is sent (requests in flight finish, and their answers are recorded)."""
+    if stopper is not None and session.dispatcher.fatal is None:
+        session.dispatcher.fatal = stopper.error()
+
+
+def _interrupted(stopper: stopping.Stopper, detail: str) -> dict[str, Any]:
+    """A Cancelled state: Prefect ends the run cancelled, and the caller gets the Interrupted error raised."""
+    error = stopper.error(detail)
+    return Cancelled(message=error.message, data=error)  # type: ignore[return-value]
 
 
 async def process_batches(session: runs.Session, selection: runs.Selection) -> None:
@@ -105,8 +133,12 @@ async def process_batches(session: runs.Session, selection: runs.Selection) -> N
     async def one(index: int, batch: list) -> None:
         label = f"{index + 1}-of-{len(batches)}"
         async with window:
+            if stopping.interrupted(session.dispatcher.fatal):
+                return  # stopped by a signal: a batch not sent yet is left for the rerun
             async with inspecting:
                 pairs = await stages.inspect(_as_is(session), _as_is(batch), label)
+            if stopping.interrupted(session.dispatcher.fatal):
+                return
             jobs = stages.route(_as_is(session), _as_is(pairs), label)
             rows = await stages.call(_as_is(session), _as_is(jobs), _as_is(copied_ids), label)
         # Prefect keeps every task's return value until the flow ends (to link results to task runs): emptied

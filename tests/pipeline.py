@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -47,3 +50,21 @@ def run_flow(**params: Any) -> dict[str, Any]:
 
 def results(out: Path) -> pd.DataFrame:
     return pd.read_parquet(out / "results")
+
+
+def start_run(source: Path, out: Path, emu: Any, api_url: str | None, **env: str) -> subprocess.Popen:
+    """A real `docrouter run` against the emulator `emu`, in its own process group (as a terminal starts it);
+    without `api_url` it starts Prefect's temporary server."""
+    environ = {**os.environ, "OPENROUTER_API_KEY": emu.api_key, **env}
+    if api_url:
+        environ["PREFECT_API_URL"] = api_url
+    command = [sys.executable, "-m", "docrouter.cli", "run", str(source), "--out", str(out)]
+    command += ["--base-url", emu.base_url, "--concurrency", "4", "--batch-size", "10"]
+    return subprocess.Popen(
+        command, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, text=True
+    )
+
+
+def chat_records(emu: Any) -> list:
+    """The emulator's chat completion requests, oldest first."""
+    return [r for r in emu.records if r.path.endswith("/chat/completions")]

@@ -6,36 +6,17 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from pipeline import results, write_corpus
+from pipeline import chat_records, results, start_run, write_corpus
 
 from docrouter.emulator import Emulator
 
 pytestmark = pytest.mark.slow
-
-
-def start_run(source: Path, out: Path, emu: Emulator, api_url: str) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "OPENROUTER_API_KEY": emu.api_key,
-        "PREFECT_API_URL": api_url,
-        "PREFECT_LOGGING_LEVEL": "WARNING",
-    }
-    command = [sys.executable, "-m", "docrouter.cli", "run", str(source), "--out", str(out)]
-    command += ["--base-url", emu.base_url, "--concurrency", "4", "--batch-size", "10"]
-    return subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, text=True
-    )
-
-
-def chat_records(emu: Emulator) -> list:
-    return [r for r in emu.records if r.path.endswith("/chat/completions")]
 
 
 def kill_after(process: subprocess.Popen, emu: Emulator, requests: int, limit_s: float = 120) -> None:
@@ -54,11 +35,15 @@ def test_kill_9_at_random_points_then_rerun_pays_each_document_once(tmp_path: Pa
     out = tmp_path / "out"
     with Emulator(seed=3, latency=0.05) as emu:
         for _ in range(3):
-            kill_after(start_run(tmp_path / "docs", out, emu, prefect_api_url), emu, rng.randint(1, 12))
+            kill_after(
+                start_run(tmp_path / "docs", out, emu, prefect_api_url, PREFECT_LOGGING_LEVEL="WARNING"),
+                emu,
+                rng.randint(1, 12),
+            )
             for part in sorted((out / "results").glob("*.parquet")):
                 pq.read_table(part)  # a reader never sees a partial or corrupt part
         killed_at = len(chat_records(emu))
-        final = start_run(tmp_path / "docs", out, emu, prefect_api_url)
+        final = start_run(tmp_path / "docs", out, emu, prefect_api_url, PREFECT_LOGGING_LEVEL="WARNING")
         stdout, stderr = final.communicate(timeout=180)
         assert final.returncode == 0, stderr[-2000:]
         records = chat_records(emu)
