@@ -5,12 +5,14 @@ from __future__ import annotations
 import base64
 import json
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
 from emulator_fixtures import api, data_url, emulator, image_body, image_bytes, pdf_body, text_body, text_pdf
+from file_server import Files, serving
 
 from docrouter.emulator import Emulator
 
@@ -28,8 +30,16 @@ def document_pdf(tmp_path: Path) -> Path:
     return path
 
 
-def test_doc_example_image_url_answers_without_downloading(emulator: Emulator) -> None:
-    # reference: guides/overview/multimodal/image-understanding.mdx "Using Image URLs", only url/key/model filled in
+@pytest.fixture
+def served() -> Iterator[str]:
+    """A loopback file server with the documentation's image and PDF (the emulator downloads URL parts)."""
+    files = Files(bodies={"/boardwalk.jpg": image_bytes("image/jpeg", 2560, 1920), "/bitcoin.pdf": text_pdf(PAGE_ONE)})
+    with serving(files) as base:
+        yield base
+
+
+def test_doc_example_image_url_is_downloaded_and_answered(emulator: Emulator, served: str) -> None:
+    # reference: guides/overview/multimodal/image-understanding.mdx "Using Image URLs", url/key/model filled in
     url = f"{emulator.base_url}/chat/completions"
     headers = {"Authorization": f"Bearer {emulator.api_key}", "Content-Type": "application/json"}
     messages = [
@@ -39,9 +49,7 @@ def test_doc_example_image_url_answers_without_downloading(emulator: Emulator) -
                 {"type": "text", "text": "What's in this image?"},
                 {
                     "type": "image_url",
-                    "image_url": {
-                        "url": "https://upload.wikimedia.org/wikipedia/commons/thumb/d/dd/Gfp-wisconsin-madison-the-nature-boardwalk.jpg/2560px-Gfp-wisconsin-madison-the-nature-boardwalk.jpg"
-                    },
+                    "image_url": {"url": f"{served}/boardwalk.jpg"},
                 },
             ],
         }
@@ -52,7 +60,7 @@ def test_doc_example_image_url_answers_without_downloading(emulator: Emulator) -
 
     answer = response.json()["choices"][0]["message"]["content"]
     assert response.status_code == 200
-    assert "not downloaded" in answer and "upload.wikimedia.org" in answer
+    assert "JPEG image of 2560x1920 pixels" in answer and served not in answer
     assert response.json()["usage"]["prompt_tokens"] == 258 + 6  # Gemini: 258 per image, plus the text
 
 
@@ -178,14 +186,14 @@ def test_doc_example_annotations_follow_up_pays_no_second_ocr_fee(emulator: Emul
     )
 
 
-def test_doc_example_pdf_url_is_not_downloaded_but_answered(emulator: Emulator) -> None:
+def test_doc_example_pdf_url_is_downloaded_and_parsed(emulator: Emulator, served: str) -> None:
     headers = {"Authorization": f"Bearer {emulator.api_key}", "Content-Type": "application/json"}
     messages = [
         {
             "role": "user",
             "content": [
                 {"type": "text", "text": "What are the main points in this document?"},
-                {"type": "file", "file": {"filename": "document.pdf", "file_data": "https://bitcoin.org/bitcoin.pdf"}},
+                {"type": "file", "file": {"filename": "document.pdf", "file_data": f"{served}/bitcoin.pdf"}},
             ],
         }
     ]
@@ -194,7 +202,7 @@ def test_doc_example_pdf_url_is_not_downloaded_but_answered(emulator: Emulator) 
     response = requests.post(f"{emulator.base_url}/chat/completions", headers=headers, json=payload)
 
     text = response.json()["choices"][0]["message"]["annotations"][0]["file"]["content"][1]["text"]
-    assert "https://bitcoin.org/bitcoin.pdf was not downloaded" in text
+    assert "peer-to-peer electronic cash" in text
 
 
 def test_openai_client_completes_and_reports_usage(emulator: Emulator) -> None:

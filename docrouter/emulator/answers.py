@@ -28,8 +28,6 @@ def extractive_summary(text: str) -> str:
 def describe_image(image: ImageInput) -> str:
     """What the emulator can honestly say about an image: its format and size."""
     kind = image.mime.split("/")[-1].upper()
-    if image.url is not None:
-        return f"An image at {image.url} (not downloaded: the emulator has no network access)."
     return f"A {kind} image of {image.width}x{image.height} pixels."
 
 

@@ -20,7 +20,7 @@ PAGE_TOKENS = {"gemini": (258, 258), "claude": (1600, 2200), "gpt": (1000, 1000)
 OTHER_PAGE_TOKENS = (800, 800)
 IMAGE_TOKENS_CAP = 1568
 GEMINI_IMAGE_TOKENS = 258
-URL_IMAGE_SIZE = (1024, 768)  # an image URL is not downloaded (no network): billed as this size
+URL_IMAGE_SIZE = (1024, 768)  # an image URL before emulator.remote downloads it and reads its real size
 
 
 def family(model: ModelInfo) -> str:

@@ -17,6 +17,7 @@ from docrouter.emulator.faults import GATEWAY_FAULTS, UPSTREAM_FAULTS, Faults
 from docrouter.emulator.intake import ChatRequest, FileInput, Rejection, read_chat
 from docrouter.emulator.parsing import PARSING_ENGINES, PageText, ParsedFile, ParseFailure, parse, reuse
 from docrouter.emulator.records import RequestRecord
+from docrouter.emulator.remote import downloaded
 from docrouter.emulator.replies import Answer, completion_body, error_body, generation_data
 from docrouter.emulator.state import EmulatorState
 from docrouter.emulator.streams import streamed_answer
@@ -38,6 +39,9 @@ class Trace:
     billed_usd: float = 0.0
     ocr_pages_billed: int = 0
     file_hashes: tuple[str, ...] = ()
+    body_bytes: int = 0
+    data_urls: int = 0
+    url_parts: tuple[str, ...] = ()
     reused_hashes: tuple[str, ...] = ()
     generation_id: str | None = None
     prompt_tokens: int = 0
@@ -109,7 +113,10 @@ async def _handle(request: Request, state: EmulatorState, trace: Trace) -> Respo
     check_key(request, state)
     faults = state.picker.faults
     body = await read_body(request, state.settings.max_body_bytes)
+    trace.body_bytes, trace.data_urls = len(body), body.count(b";base64,")
     chat = await asyncio.to_thread(read_chat, body, state.models, faults, state.settings.max_image_pixels)
+    trace.url_parts = tuple(i.url for i in chat.images if i.url) + tuple(f.url for f in chat.files if f.url)
+    chat = await downloaded(chat, state.settings.max_image_pixels)
     trace.model, trace.engine, trace.stream = chat.model.id, chat.engine, chat.stream
     trace.file_hashes, trace.max_price = chat.hashes, chat.max_price or None
     if billing.over_max_price(billing.billed_prices(chat.model.info, state.settings.price_multiplier), chat.max_price):
@@ -143,8 +150,8 @@ def parse_files(chat: ChatRequest, state: EmulatorState, faults: Faults) -> tupl
 
 
 def _pages(file: FileInput, state: EmulatorState) -> tuple[PageText, ...]:
-    if file.data is None:  # an https URL: no network here, so say so instead of inventing content
-        return (PageText(f"[{file.url} was not downloaded: the docrouter emulator has no network access]"),)
+    if file.data is None:  # emulator.remote downloads every URL first; never invent content
+        raise Rejection(400, f"{file.name or 'the file'}: its URL was not downloaded")
     try:
         return state.pages.pages(file.hash, file.data)
     except ParseFailure as exc:

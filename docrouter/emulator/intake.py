@@ -30,7 +30,7 @@ class Rejection(Exception):
 
 @dataclass(frozen=True)
 class ImageInput:
-    """One image part: true MIME type and size (an https URL is not downloaded: see billing.URL_IMAGE_SIZE)."""
+    """One image part: true MIME type and size (an https URL is downloaded before it counts: emulator.remote)."""
 
     mime: str
     width: int
@@ -42,7 +42,7 @@ class ImageInput:
 
 @dataclass(frozen=True)
 class FileInput:
-    """One file part: a PDF's bytes, or an https URL the emulator cannot download."""
+    """One file part: a PDF's bytes (downloaded first when it came as an https URL: emulator.remote)."""
 
     name: str
     hash: str
@@ -221,8 +221,13 @@ def read_image(image_url: Any, where: str, max_pixels: int) -> ImageInput:
             error_type="unsupported_image_format",
         )
     _check_sniffed(decoded, where, "invalid_image")
+    return image_input(decoded.data, decoded.mime, detail, where, max_pixels)
+
+
+def image_input(data: bytes, mime: str, detail: str, where: str, max_pixels: int, url: str | None = None) -> ImageInput:
+    """An image of a supported type, its size read from its header and checked against the pixel limit."""
     try:
-        width, height = media.image_size(decoded.data, decoded.mime)
+        width, height = media.image_size(data, mime)
     except media.MediaError as exc:
         raise Rejection(400, f"{where}: {exc}", error_type="invalid_image") from None
     if width * height > max_pixels:
@@ -232,11 +237,11 @@ def read_image(image_url: Any, where: str, max_pixels: int) -> ImageInput:
             f"the limit is {max_pixels / 1e6:.1f} megapixels",
             error_type="image_too_large",
         )
-    return ImageInput(decoded.mime, width, height, detail, hashlib.sha256(decoded.data).hexdigest())
+    return ImageInput(mime, width, height, detail, hashlib.sha256(data).hexdigest(), url=url)
 
 
 def read_file(file: Any, where: str) -> FileInput:
-    """A file part: a PDF data URL whose bytes are a PDF, or an https URL (not downloaded: no network)."""
+    """A file part: a PDF data URL whose bytes are a PDF, or an https URL (downloaded later: emulator.remote)."""
     if not isinstance(file, dict):
         raise Rejection(400, f"{where}: a file part needs a `file` object")
     name = clean_text(str(file.get("filename") or ""))

@@ -24,6 +24,9 @@ class RequestRecord:
     billed_usd: float = 0.0  # usage.cost of the answer, or the parse fee billed on a failure
     ocr_pages_billed: int = 0
     file_hashes: tuple[str, ...] = ()  # sha256 of every file and image received
+    body_bytes: int = 0  # size of the request body as received (what the client uploaded)
+    data_urls: int = 0  # base64 data URLs in the body (images and files uploaded inline)
+    url_parts: tuple[str, ...] = ()  # images and files given by URL (downloaded by the emulator)
     reused_hashes: tuple[str, ...] = ()  # files whose parse came from annotations (no parse fee)
     in_flight_at_start: int = 0  # chat requests in flight when this one started, itself included
     generation_id: str | None = None
