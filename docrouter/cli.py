@@ -7,6 +7,7 @@ plain docrouter and starts fast.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from collections.abc import Sequence
@@ -25,6 +26,7 @@ from docrouter.config import (
 )
 from docrouter.errors import DocrouterError
 from docrouter.redaction import protect, redacted
+from docrouter.urls import DEFAULT_CACHE_BYTES, SEND_URLS, parse_size, stash_command_line_urls
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -56,8 +58,22 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of bytes such as 500M or 2G, got {text!r}") from None
+
+
 def _add_selection(p: argparse.ArgumentParser) -> None:
-    p.add_argument("sources", nargs="+", metavar="SOURCE", help="folders (walked recursively) or files")
+    p.add_argument("sources", nargs="*", metavar="SOURCE", help="folders (walked recursively), files or http(s) URLs")
+    p.add_argument(
+        "--urls",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a list of URLs to read: one per line (# comments) or a CSV with a url column; repeatable",
+    )
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"OpenRouter model id (default {DEFAULT_MODEL})")
     prompt = p.add_mutually_exclusive_group()
     prompt.add_argument("--prompt", help="what to ask of every document (default: a short summary)")
@@ -110,6 +126,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--key-block", metavar="NAME", help="read the API key from this Prefect Secret block")
     run.add_argument("--batch-size", type=_whole_number, default=100, help="documents per Prefect task (1..100000)")
+    run.add_argument(
+        "--send-urls",
+        choices=SEND_URLS,
+        default="auto",
+        help="auto (default): send URL images and server-parsed PDFs by URL when their server says unchanged; "
+        "never: upload the fetched bytes (URLs the API cannot reach: intranet, expiring signatures)",
+    )
+    run.add_argument(
+        "--url-cache-size",
+        type=_size,
+        default=DEFAULT_CACHE_BYTES,
+        metavar="BYTES",
+        help="fetched URL bytes kept under DIR/_urls once answered (default 2G; K, M, G suffixes)",
+    )
 
     plan = sub.add_parser("plan", help="per-file engine and estimated cost; no paid call")
     _add_selection(plan)
@@ -163,6 +193,9 @@ def run_config(args: argparse.Namespace) -> RunConfig:
         price_headroom=args.price_headroom,
         max_price=args.max_price,
         refresh_models=args.refresh_models,
+        urls=tuple(args.urls),
+        send_urls=getattr(args, "send_urls", "auto"),
+        url_cache_size=getattr(args, "url_cache_size", DEFAULT_CACHE_BYTES),
     )
 
 
@@ -173,14 +206,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = run_config(args)
     check_run(config, key_block=args.key_block)  # here, a one-line error; inside the flow, a Prefect traceback
     _quiet_prefect_server()
+    sources, stashed = stash_command_line_urls(config.sources)  # no signed URL in the flow's parameters
+    if stashed is not None:
+        config = dataclasses.replace(config, sources=sources, urls=(*config.urls, stashed))
     # The lease first: a second run on this DIR stops here, at once, before Prefect even starts.
     interrupted: int | None = None
-    with lease.acquire(Path(config.out), config.shard, config.shards), stopping.installed() as stopper:
-        try:
-            summary = _run_flow(config, args.key_block, stopper)
-        except stopping.Interrupted as exc:
-            print(f"docrouter: {exc.message}; every finished row is in {config.out}; rerun to go on", file=sys.stderr)
-            interrupted = exc.exit_code
+    try:
+        with lease.acquire(Path(config.out), config.shard, config.shards), stopping.installed() as stopper:
+            try:
+                summary = _run_flow(config, args.key_block, stopper)
+            except stopping.Interrupted as exc:
+                print(
+                    f"docrouter: {exc.message}; every finished row is in {config.out}; rerun to go on", file=sys.stderr
+                )
+                interrupted = exc.exit_code
+    finally:
+        if stashed is not None:
+            os.unlink(stashed)
     if interrupted is not None:
         return stopping.exit_now(interrupted)
     if summary is None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from docrouter.client import DEFAULT_BASE_URL
 from docrouter.errors import ConfigError
+from docrouter.urls import DEFAULT_CACHE_BYTES, SEND_URLS
 
 DEFAULT_MODEL = "google/gemini-2.5-flash"
 DEFAULT_PROMPT = "Summarize this document in 3-5 sentences: what it is, its main points, and any key figures."
@@ -48,14 +49,21 @@ class RunConfig:
     refresh_models: bool = False  # re-read GET /models even when the cached list is fresh
     shard: int = 0  # this run handles documents whose content hash falls in shard `shard` of `shards`
     shards: int = 1
+    urls: tuple[str, ...] = ()  # list files of URL sources (--urls)
+    send_urls: str = "auto"  # auto: images and server-parsed PDFs by URL when unchanged; never: upload
+    url_cache_size: int = DEFAULT_CACHE_BYTES  # bytes of answered URL documents kept under DIR/_urls
     # OpenRouter's optional attribution headers, from the environment so that workers pick them up too.
     referer: str | None = field(default_factory=lambda: os.environ.get("OPENROUTER_HTTP_REFERER") or None)
     title: str | None = field(default_factory=lambda: os.environ.get("OPENROUTER_APP_TITLE", "docrouter") or None)
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not self.sources:
-            raise ConfigError("give at least one SOURCE folder or file")
+        if not self.sources and not self.urls:
+            raise ConfigError("give at least one SOURCE folder, file or URL (or --urls FILE)")
+        if self.send_urls not in SEND_URLS:
+            raise ConfigError(f"--send-urls must be one of {', '.join(SEND_URLS)}, not {self.send_urls!r}")
+        if self.url_cache_size < 0:
+            raise ConfigError("--url-cache-size must be a non-negative number of bytes")
         if self.engine not in ENGINES:
             raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, not {self.engine!r}")
         for flag, name, low, high in _RANGES:
@@ -122,8 +130,9 @@ _FLOW_FIELDS = (
     *("sources", "out", "model", "prompt", "engine", "budget_usd", "concurrency", "max_attempts", "include"),
     *("exclude", "reprocess", "retry_failed", "offline", "max_tokens", "base_url", "batch_size", "shard", "shards"),
     *("ocr_fee_per_page", "pdf_text_wire_name", "price_headroom", "max_price", "refresh_models"),
+    *("urls", "send_urls", "url_cache_size"),
 )
-_SEQUENCES = ("sources", "include", "exclude")
+_SEQUENCES = ("sources", "include", "exclude", "urls")
 
 
 def config_from_parameters(parameters: Mapping[str, Any]) -> RunConfig:

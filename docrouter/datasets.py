@@ -55,6 +55,8 @@ RESULTS_SCHEMA = pa.schema(
         pa.field("started_at", TIMESTAMP, nullable=False),
         pa.field("finished_at", TIMESTAMP, nullable=False),
         pa.field("parts", pa.int64(), nullable=False),
+        pa.field("source_url", pa.string()),
+        pa.field("sent_as", pa.string()),
     ]
 )
 

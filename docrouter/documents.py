@@ -28,6 +28,16 @@ SUPPORTED_MIME: dict[str, DocumentKind] = {
 
 
 @dataclass(frozen=True)
+class Remote:
+    """Where a URL document came from: the full URL (never shown: see docrouter.urls.redact) and the
+    validators its server sent, for a conditional re-check."""
+
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True)
 class Document:
     """One file found under a source root; identity is the SHA-256 of its bytes."""
 
@@ -40,6 +50,7 @@ class Document:
     kind: DocumentKind | None  # None: not a document docrouter can send (a `skipped` or `failed` row)
     error_type: str | None = None  # why kind is None, when discovery knows: unsupported | unreadable | changed
     error_message: str | None = None
+    remote: Remote | None = None  # a document fetched from a URL: `path` is its bytes in the URL cache
 
     @property
     def root_path(self) -> str:

@@ -15,6 +15,7 @@ from docrouter.catalogue import ModelInfo
 from docrouter.client import Completion
 from docrouter.dispatch import Attempted, Dispatcher
 from docrouter.documents import Document
+from docrouter.fetching import Fetcher
 from docrouter.images import ImageDecoder, PreparedImage
 from docrouter.inspection import Inspection, extract_text
 from docrouter.payloads import (
@@ -32,6 +33,7 @@ from docrouter.reading import check_unchanged, read_verified, verified_file
 from docrouter.results import Annotation, Result
 from docrouter.rows import Job, RunColumns, annotation_rows, as_message_annotation, attempted_row, error_row, now_iso
 from docrouter.splitting import Part, SplitLimits, check_body, part_labels, pdf_subset, plan_parts
+from docrouter.urls import url_filename
 
 Body = Callable[[tuple[dict[str, Any], ...]], dict[str, Any]]
 # What ends one document without a request: the file cannot be used, or is no longer what discovery hashed.
@@ -53,6 +55,7 @@ class JobContext:
     named_files: frozenset[str] = frozenset()  # files named as sources: their symlinks are followed anywhere
     # Per-page text for local-text: the run passes bounded worker processes (pdfwork.TextWorkers.extract).
     read_text: Callable[[str, Sequence[int] | None], list[str]] = extract_text
+    fetcher: Fetcher | None = None  # URL documents: sent by URL (--send-urls auto) after its re-check
     bodies: asyncio.Semaphore = field(init=False)
 
     def __post_init__(self) -> None:
@@ -117,16 +120,29 @@ async def _answer_whole(job: Job, ctx: JobContext) -> tuple[Job, Attempted]:
         image = await ctx.images.prepare(data, job.document.mime_type)
         if image.note:
             job = _with_reason(job, image.note)
-    attempted = await _send(job, route.engine, ctx, image=image)
+    url = await _by_url(job, ctx, route.engine, image)
+    job = dataclasses.replace(job, sent_as="url" if url else "upload")
+    attempted = await _send(job, route.engine, ctx, image=image, url=url)
     if route.engine == "pdf-text" and isinstance(attempted.error, errors.BadRequest) and inspection.text_chars:
         # The free server-side parser has failed on whole classes of PDFs; our own text layer is adequate.
-        job = _with_reason(dataclasses.replace(job, route=dataclasses.replace(route, engine="local-text")),
-                           "pdf-text parse failed -> local-text")  # fmt: skip
+        local = dataclasses.replace(job, route=dataclasses.replace(route, engine="local-text"), sent_as="upload")
+        job = _with_reason(local, "pdf-text parse failed -> local-text")
         retried = await _send(job, "local-text", ctx)
         attempted = dataclasses.replace(
             retried, attempts=attempted.attempts + retried.attempts, cost_usd=attempted.cost_usd + retried.cost_usd
         )
     return job, attempted
+
+
+async def _by_url(job: Job, ctx: JobContext, engine: str, image: PreparedImage | None) -> str | None:
+    """The URL to send instead of the bytes: an image as it is, or a PDF for a server-side parser, and only
+    when its server says it has not changed since it was hashed (the API fetches what it then serves)."""
+    doc = job.document
+    if doc.remote is None or ctx.fetcher is None:
+        return None
+    if (image.note if image is not None else engine not in PARSING_ENGINES) or doc.kind not in ("image", "pdf"):
+        return None
+    return doc.remote.url if await ctx.fetcher.unchanged(doc) else None
 
 
 def _with_reason(job: Job, note: str) -> Job:
@@ -210,14 +226,20 @@ async def _combine(job: Job, ctx: JobContext, partials: list[tuple[str, str]]) -
 
 
 async def _send(
-    job: Job, engine: str, ctx: JobContext, *, image: PreparedImage | None = None, part: Part | None = None
+    job: Job,
+    engine: str,
+    ctx: JobContext,
+    *,
+    image: PreparedImage | None = None,
+    part: Part | None = None,
+    url: str | None = None,
 ) -> Attempted:
     """Build the body for `engine` (the whole document or one part) and send it with retries."""
     doc, inspection = job.document, job.inspection
     assert inspection is not None
     scope = _scoped(inspection, part)
     stored = _stored(ctx, doc.doc_id, engine, part)
-    name = Path(doc.rel_path).name
+    name = url_filename(doc.remote.url) if doc.remote else Path(doc.rel_path).name
     text_chars: int | None = None
     build: Body
     if engine == "local-text":
@@ -227,7 +249,9 @@ async def _send(
         text_chars = len(text)
         build = _text_body(ctx.options, text, name)
     elif image is not None:
-        build = _image_body(ctx.options, image)
+        build = _image_body(ctx.options, image, url)
+    elif url is not None:
+        build = _pdf_body(ctx.options, b"", name, engine, stored, url)
     else:
         data = await asyncio.to_thread(_pdf_bytes, doc, part, ctx.named_files)
         size = request_size(pdf_request(ctx.options, b"", name, engine, stored), len(data))
@@ -249,12 +273,19 @@ def _text_body(options: RequestOptions, text: str, name: str) -> Body:
     return lambda _: text_request(options, text, name)
 
 
-def _image_body(options: RequestOptions, image: PreparedImage) -> Body:
-    return lambda _: image_request(options, image.data, image.mime_type)
+def _image_body(options: RequestOptions, image: PreparedImage, url: str | None) -> Body:
+    return lambda _: image_request(options, image.data, image.mime_type, url=url)
 
 
-def _pdf_body(options: RequestOptions, data: bytes, name: str, engine: str, stored: tuple[dict[str, Any], ...]) -> Body:
-    return lambda annotations: pdf_request(options, data, name, engine, annotations or stored)
+def _pdf_body(
+    options: RequestOptions,
+    data: bytes,
+    name: str,
+    engine: str,
+    stored: tuple[dict[str, Any], ...],
+    url: str | None = None,
+) -> Body:
+    return lambda annotations: pdf_request(options, data, name, engine, annotations or stored, url=url)
 
 
 def _stored(ctx: JobContext, doc_id: str, engine: str, part: Part | None) -> tuple[dict[str, Any], ...]:

@@ -50,11 +50,14 @@ def pdf_request(
     filename: str,
     engine: str,
     annotations: tuple[dict[str, Any], ...] = (),
+    *,
+    url: str | None = None,
 ) -> dict[str, Any]:
-    """A PDF sent as a `file` part, parsed by `engine`; stored annotations skip the parse fee."""
+    """A PDF sent as a `file` part (its bytes, or `url` for the API to fetch), parsed by `engine`; stored
+    annotations skip the parse fee."""
     file_part = {
         "type": "file",
-        "file": {"filename": filename, "file_data": data_url("application/pdf", pdf)},
+        "file": {"filename": filename, "file_data": url or data_url("application/pdf", pdf)},
     }
     body_plugins = [{"id": "file-parser", "pdf": {"engine": options.wire_names.get(engine, engine)}}]
     if not annotations:
@@ -71,9 +74,10 @@ def pdf_request(
     return body
 
 
-def image_request(options: RequestOptions, image: bytes, mime_type: str) -> dict[str, Any]:
-    """An image sent as an `image_url` data URL with its true MIME type (text first, as the docs advise)."""
-    part = {"type": "image_url", "image_url": {"url": data_url(mime_type, image)}}
+def image_request(options: RequestOptions, image: bytes, mime_type: str, *, url: str | None = None) -> dict[str, Any]:
+    """An image sent as an `image_url` data URL with its true MIME type, or as `url` for the API to fetch
+    (text first, as the docs advise)."""
+    part = {"type": "image_url", "image_url": {"url": url or data_url(mime_type, image)}}
     messages = [{"role": "user", "content": [{"type": "text", "text": options.prompt}, part]}]
     return _body(options, messages)
 

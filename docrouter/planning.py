@@ -328,20 +328,26 @@ def write_plan(plan: Plan, out_dir: Path) -> Path:
 
 def plan_command(config: RunConfig, *, out: str | None = None) -> int:
     """`docrouter plan`: discover, inspect, route and price every document; print it; no paid call."""
-    from docrouter.runs import discover, inspect, named_files  # the run's own stages, so plan and run agree
+    from docrouter.runs import discover, inspect, named_files, planned_urls  # the run's stages: plan and run agree
 
     model, ceiling = priced_model(plan_catalogue(config).get(config.model), config)  # as the run prices it
     forced = None if config.engine == "auto" else config.engine
     check_forced_engine(forced, model)
-    plan = build_plan(
-        inspect(discover(config), named=named_files(config.sources)),
-        model,
-        PriceBook(ocr_fee_per_page=config.ocr_fee_per_page, ceiling=ceiling),
-        forced=forced,
-        prompt_chars=len(config.prompt),
-        max_tokens=config.max_tokens,
-    )
+    with planned_urls(config) as (fetched, totals):
+        plan = build_plan(
+            inspect(discover(config) + fetched, named=named_files(config.sources)),
+            model,
+            PriceBook(ocr_fee_per_page=config.ocr_fee_per_page, ceiling=ceiling),
+            forced=forced,
+            prompt_chars=len(config.prompt),
+            max_tokens=config.max_tokens,
+        )
     print(render_plan(plan))
+    if fetched:
+        print(
+            f"URLs: {len(fetched)}; fetched {totals.fetched} ({totals.fetched_bytes:,} bytes), "
+            f"{totals.not_modified} unchanged since the last fetch, {totals.failed} failed"
+        )
     if out:
         print(f"plan written to {write_plan(plan, Path(out))}")
     return 0

@@ -38,6 +38,8 @@ class Result:
     started_at: str  # ISO-8601 UTC
     finished_at: str
     parts: int = 1  # page-range parts answered for this document (map-reduce)
+    source_url: str | None = None  # a URL document's URL, query string redacted
+    sent_as: str | None = None  # upload (bytes in the request) | url (the API fetched it); None: not sent
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from docrouter.documents import SKIPPED_ERRORS, Document, skip_reason
 from docrouter.inspection import Inspection
 from docrouter.results import Annotation, Result, Status
 from docrouter.routing import Route
+from docrouter.urls import redact
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class Job:
     document: Document
     inspection: Inspection | None
     route: Route | None
+    sent_as: str = "upload"  # how the request carries the document: upload | url
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ def row(job: Job, run: RunColumns, status: Status, started_at: str, **fields: An
         "finish_reason": None,
         "started_at": started_at,
         "finished_at": now_iso(),
+        "source_url": redact(doc.remote.url) if doc.remote else None,
     }
     values.update(fields)
     return Result(**values)
@@ -94,7 +97,12 @@ def unsent_row(job: Job, run: RunColumns) -> Result | None:
 
 def attempted_row(job: Job, run: RunColumns, attempted: Attempted, started: str, parts: int = 1) -> Result:
     """The row for a document that was sent: its answer, or the error that ended its attempts."""
-    common = {"attempts": attempted.attempts, "cost_usd": attempted.cost_usd, "parts": parts}
+    common = {
+        "attempts": attempted.attempts,
+        "cost_usd": attempted.cost_usd,
+        "parts": parts,
+        "sent_as": job.sent_as if attempted.attempts else None,
+    }
     completion, error = attempted.completion, attempted.error
     if completion is not None:
         return row(
@@ -153,6 +161,7 @@ def copy_row(original: Result, document: Document) -> Result:
         original,
         path=document.rel_path,
         source_root=document.source_root,
+        source_url=redact(document.remote.url) if document.remote else None,
         cost_usd=0.0,
         est_cost_usd=0.0,
         attempts=0,

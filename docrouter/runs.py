@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
 import random
+import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +26,7 @@ from docrouter.client import OpenRouterClient, models_fetcher
 from docrouter.config import RunConfig, cache_dir, resolve_api_key, resolve_base_url
 from docrouter.dispatch import Dispatcher
 from docrouter.documents import Document, check_source, discover_documents
+from docrouter.fetching import CACHE_DIR, MAX_REDIRECTS, Fetcher, FetchTotals, UrlCache, fetch_outside_run
 from docrouter.images import ImageDecoder, image_pool
 from docrouter.inspection import Inspection, inspect_isolated, inspection_pool
 from docrouter.isolation import WorkerPool
@@ -38,6 +41,7 @@ from docrouter.results import Result
 from docrouter.routing import Route, check_forced_engine, choose_engine
 from docrouter.rows import Job, RunColumns, copy_row, unsent_row
 from docrouter.store import GroupCommit, Key, Store, terminal_failures
+from docrouter.urls import check_url_lists, is_url, url_sources
 
 
 @dataclass
@@ -54,6 +58,7 @@ class Session:
     emulator_url: str | None = None
     copy_sources: dict[str, Result] = field(default_factory=dict)  # doc_id -> row, for in-run copies
     inspector: WorkerPool[Document, Inspection] | None = None  # one set of inspection workers for the run
+    fetcher: Fetcher | None = None  # URL sources, fetched over the run's client into DIR/_urls
     # (source_root, rel_path) of every document whose call started in this run: a retried batch (or any second
     # call with the same jobs) skips them, so nothing is sent twice even when a first attempt died midway.
     claimed: set[tuple[str, str]] = field(default_factory=set)
@@ -135,6 +140,7 @@ async def open_session(
             max_price=ceiling.wire(),
         )
         inspector = stack.enter_context(inspection_pool(limits))
+        fetcher = Fetcher(http, UrlCache(Path(config.out) / CACHE_DIR))
         jobs = JobContext(
             run=RunColumns(run_id=run_id, model=config.model, prompt_sha256=config.prompt_sha256),
             options=options,
@@ -145,11 +151,13 @@ async def open_session(
             images=ImageDecoder(stack.enter_context(image_pool())),
             named_files=named_files(config.sources),
             read_text=text_workers.extract,
+            fetcher=fetcher if config.send_urls == "auto" else None,
         )
         yield Session(
             config=config,
             inspector=inspector,
             pdf_log=pdf_log,
+            fetcher=fetcher,
             run_id=run_id,
             catalogue=catalogue,
             jobs=jobs,
@@ -164,24 +172,29 @@ def _http_client(concurrency: int) -> httpx.AsyncClient:
     """One pooled client for the whole run, sized to the concurrency."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     timeout = httpx.Timeout(connect=15.0, read=300.0, write=120.0, pool=None)
-    return httpx.AsyncClient(limits=limits, timeout=timeout)
+    # Redirects are followed only for URL sources (API calls never ask to), at most MAX_REDIRECTS of them.
+    return httpx.AsyncClient(limits=limits, timeout=timeout, max_redirects=MAX_REDIRECTS)
 
 
 def named_files(sources: Iterable[str]) -> frozenset[str]:
     """The sources that name a file (not a folder), as discovery spells their paths."""
-    return frozenset(str(Path(source).absolute()) for source in sources if not Path(source).is_dir())
+    return frozenset(
+        str(Path(source).absolute()) for source in sources if not is_url(source) and not Path(source).is_dir()
+    )
 
 
-def check_sources(sources: Iterable[str]) -> None:
-    """A ConfigError naming the first source that does not exist or cannot be listed."""
+def check_sources(sources: Iterable[str], url_lists: Sequence[str] = ()) -> None:
+    """A ConfigError naming the first source that does not exist or cannot be listed, or a bad --urls file."""
     for source in sources:
-        check_source(source)
+        if not is_url(source):
+            check_source(source)
+    check_url_lists(url_lists)
 
 
 def check_run(config: RunConfig, *, key_block: str | None = None) -> None:
     """Run-level errors found before a run starts: a missing source, an unwritable DIR, no API key, a bad
     DOCROUTER_PDF_* limit."""
-    check_sources(config.sources)
+    check_sources(config.sources, config.urls)
     PdfLimits.from_env()
     out = Path(config.out)
     if out.exists() and not out.is_dir():
@@ -200,7 +213,43 @@ def discover(config: RunConfig) -> list[Document]:
     """Every file under the sources (not the output folder), typed by its bytes and hashed."""
     check_sources(config.sources)
     skip = [config.out] if config.out else []
-    return list(discover_documents(config.sources, include=config.include, exclude=config.exclude, skip=skip))
+    paths = [source for source in config.sources if not is_url(source)]
+    return list(discover_documents(paths, include=config.include, exclude=config.exclude, skip=skip))
+
+
+@contextmanager
+def planned_urls(config: RunConfig) -> Iterator[tuple[list[Document], FetchTotals]]:
+    """The URL sources fetched for `plan`: into DIR/_urls with --out (a later run then gets 304s), else into a
+    temporary folder that lives as long as the block (inspection reads the bytes there)."""
+    sources = url_sources(config.sources, config.urls)
+    if not sources:
+        yield [], FetchTotals()
+        return
+    with contextlib.ExitStack() as stack:
+        folder = (
+            Path(config.out) / CACHE_DIR if config.out else Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        )
+        yield fetch_outside_run(sources, folder)
+
+
+async def fetch_urls(session: Session) -> list[Document]:
+    """The URL sources as documents: fetched (or unchanged since the last run) into DIR/_urls, or failure rows."""
+    assert session.fetcher is not None
+    return await session.fetcher.documents(url_sources(session.config.sources, session.config.urls))
+
+
+async def restore_evicted(session: Session, selection: Selection) -> Selection:
+    """The selection with the bytes of URL documents to process fetched again where the cache evicted them."""
+    assert session.fetcher is not None
+    fresh = await session.fetcher.restored(selection.fresh)
+    return dataclasses.replace(selection, fresh=fresh)
+
+
+def evict_urls(session: Session) -> int:
+    """Free the URL cache down to --url-cache-size, oldest answered bytes first; returns the bytes freed."""
+    assert session.fetcher is not None
+    answered = {doc_id for doc_id, _, _ in session.store.done_keys()}
+    return session.fetcher.cache.evict(session.config.url_cache_size, answered)
 
 
 def known_failures(session: Session) -> set[Key]:

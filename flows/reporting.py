@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 from uuid import UUID
 
@@ -38,6 +39,7 @@ def run_summary(session: Session, selection: Selection) -> dict[str, Any]:
         "pdf_notes": session.pdf_log.summary() if session.pdf_log else None,
         "fee_ratios": dict(budget.ratios),  # fee kind -> billed / configured price, as learned from bills
         "price_notes": list(budget.notes),
+        "url_fetches": dataclasses.asdict(session.fetcher.totals) if session.fetcher else None,
     }
 
 

@@ -15,6 +15,7 @@ from docrouter.config import DEFAULT_MODEL, DEFAULT_PROMPT, RunConfig, config_fr
 from docrouter.errors import RunFatal
 from docrouter.progress import Progress, stderr_progress
 from docrouter.redaction import protect
+from docrouter.urls import DEFAULT_CACHE_BYTES
 from flows.reporting import publish_progress, publish_summary, run_summary
 from flows.secrets import load_api_key
 from tasks import stages
@@ -49,9 +50,13 @@ async def docrouter_run(
     price_headroom: float = 0.25,
     max_price: list[float] | None = None,
     refresh_models: bool = False,
+    urls: list[str] | None = None,
+    send_urls: str = "auto",
+    url_cache_size: int = DEFAULT_CACHE_BYTES,
     show_progress: bool = False,
 ) -> dict[str, Any]:
-    """Answer every document under `sources` and write results to `out` (the API key never is a parameter)."""
+    """Answer every document under `sources` and in the `urls` list files, and write results to `out` (the API
+    key never is a parameter; keep signed URLs in list files, not in `sources`)."""
     config = config_from_parameters(locals())  # the first statement: locals() are exactly the parameters
     stopper = stopping.active()  # the CLI's: Ctrl-C and SIGTERM stop the run cleanly (a worker keeps Prefect's)
     if stopper is None:
@@ -75,7 +80,9 @@ async def _run(
     progress = stderr_progress(0, budget) if show_progress else Progress(budget_usd=budget)
     async with runs.open_session(config, api_key=api_key, progress=progress) as session:
         stopped = stopping.wake_on_stop(stopper, lambda: _stop_sending(session, stopper))
+        documents += await stages.fetch_urls(_as_is(session))
         selection = runs.select(documents, session.store.done_keys(), config, runs.known_failures(session))
+        selection = await runs.restore_evicted(session, selection)
         progress.already_done, progress.known_failures = selection.already_done, selection.known_failures
         progress.total = (
             len(selection.fresh) + len(selection.copies) + selection.already_done + selection.known_failures
@@ -90,6 +97,7 @@ async def _run(
         )
         await stopping.finish_or_stop(process_batches(session, selection), stopped)
         runs.write_copies(session, selection.copies)
+        runs.evict_urls(session)
         timings["written"] = time.time()
         progress.maybe_print(force=True)
         summary = run_summary(session, selection) | {"timings": timings}

@@ -27,6 +27,12 @@ async def discover(config: RunConfig) -> list[Document]:
     return await asyncio.to_thread(runs.discover, config)
 
 
+@task(name="fetch-urls", **_TASK)
+async def fetch_urls(session: runs.Session) -> list[Document]:
+    """Fetch the URL sources over the run's client (conditional GETs for those fetched before)."""
+    return await runs.fetch_urls(session)
+
+
 @task(name="inspect-batch", retries=1, retry_delay_seconds=2, task_run_name="inspect-{label}", **_TASK)
 async def inspect(
     session: runs.Session, documents: Sequence[Document], label: str
