@@ -35,7 +35,9 @@ Only docrouter.client translates HTTP statuses and httpx exceptions into this tr
 
 Across runs, a failed row's error_type says whether a rerun tries again (SPEC section 4): TERMINAL types are
 a property of the bytes (a rerun leaves an unchanged file alone unless --retry-failed), every other type is a
-property of the moment (rate limits, money, a file that changed...) and is tried again.
+property of the moment (rate limits, money, a file that changed...) and is tried again. URL sources add two
+row types without exceptions (docrouter.fetching): `not_found` (HTTP 404/410, terminal) and `fetch` (other
+statuses, timeouts, broken connections: transient).
 """
 
 from __future__ import annotations

@@ -26,7 +26,15 @@ from docrouter.client import OpenRouterClient, models_fetcher
 from docrouter.config import RunConfig, cache_dir, resolve_api_key, resolve_base_url
 from docrouter.dispatch import Dispatcher
 from docrouter.documents import Document, check_source, discover_documents
-from docrouter.fetching import CACHE_DIR, MAX_REDIRECTS, Fetcher, FetchTotals, UrlCache, fetch_outside_run
+from docrouter.fetching import (
+    CACHE_DIR,
+    MAX_REDIRECTS,
+    Fetcher,
+    FetchLimits,
+    FetchTotals,
+    UrlCache,
+    fetch_outside_run,
+)
 from docrouter.images import ImageDecoder, image_pool
 from docrouter.inspection import Inspection, inspect_isolated, inspection_pool
 from docrouter.isolation import WorkerPool
@@ -193,9 +201,10 @@ def check_sources(sources: Iterable[str], url_lists: Sequence[str] = ()) -> None
 
 def check_run(config: RunConfig, *, key_block: str | None = None) -> None:
     """Run-level errors found before a run starts: a missing source, an unwritable DIR, no API key, a bad
-    DOCROUTER_PDF_* limit."""
+    DOCROUTER_PDF_* or DOCROUTER_URL_* limit."""
     check_sources(config.sources, config.urls)
     PdfLimits.from_env()
+    FetchLimits.from_env()  # a bad DOCROUTER_URL_* value is a one-line error here, not a failed flow
     out = Path(config.out)
     if out.exists() and not out.is_dir():
         raise errors.ConfigError(f"cannot write to {out}: it is a file, not a folder")
@@ -230,6 +239,11 @@ def planned_urls(config: RunConfig) -> Iterator[tuple[list[Document], FetchTotal
             Path(config.out) / CACHE_DIR if config.out else Path(stack.enter_context(tempfile.TemporaryDirectory()))
         )
         yield fetch_outside_run(sources, folder)
+
+
+def has_urls(config: RunConfig) -> bool:
+    """Whether the run has URL sources (on the command line or in --urls files)."""
+    return bool(config.urls) or any(is_url(source) for source in config.sources)
 
 
 async def fetch_urls(session: Session) -> list[Document]:

@@ -22,6 +22,7 @@ from prefect.deployments.flow_runs import arun_deployment
 from prefect.runtime import flow_run as current_run
 
 from docrouter.config import DEFAULT_MODEL, DEFAULT_PROMPT, checked_number, config_from_parameters
+from docrouter.urls import DEFAULT_CACHE_BYTES
 from flows.backfill_report import (
     PAGE,
     ShardRun,
@@ -65,6 +66,9 @@ async def docrouter_backfill(
     price_headroom: float = 0.25,
     max_price: list[float] | None = None,
     refresh_models: bool = False,
+    urls: list[str] | None = None,
+    send_urls: str = "auto",
+    url_cache_size: int = DEFAULT_CACHE_BYTES,
     deployment_name: str = SHARD_DEPLOYMENT,
     poll_seconds: float = 5.0,
     timeout_hours: float = 24.0,

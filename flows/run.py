@@ -80,7 +80,8 @@ async def _run(
     progress = stderr_progress(0, budget) if show_progress else Progress(budget_usd=budget)
     async with runs.open_session(config, api_key=api_key, progress=progress) as session:
         stopped = stopping.wake_on_stop(stopper, lambda: _stop_sending(session, stopper))
-        documents += await stages.fetch_urls(_as_is(session))
+        if runs.has_urls(config):
+            documents += await stages.fetch_urls(_as_is(session))
         selection = runs.select(documents, session.store.done_keys(), config, runs.known_failures(session))
         selection = await runs.restore_evicted(session, selection)
         progress.already_done, progress.known_failures = selection.already_done, selection.known_failures

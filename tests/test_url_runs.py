@@ -46,14 +46,17 @@ def _files() -> Files:
             "/letter.pdf": LETTER,
             "/scan.pdf": SCAN,
             "/notes.png": b"meeting notes, plain text\n",
-        },  # fmt: skip
+            "/slow.png": IMAGE_A,
+        },
         content_types={"/scan.pdf": "text/plain", "/notes.png": "image/png", "/a.png": "image/png"},
+        slow_s={"/slow.png": 4.0},  # over DOCROUTER_URL_TIMEOUT_S
     )
 
 
 def _list(folder: Path, base: str) -> Path:
     listed = folder / "scans.txt"
     names = ["a.png", "b.png", f"signed.png?{SECRET}", "letter.pdf", "scan.pdf", "notes.png", "missing.pdf"]
+    names.append("slow.png")
     listed.write_text("# public scans\n" + "".join(f"{base}/{name}\n" for name in names))
     return listed
 
@@ -71,6 +74,7 @@ def url_runs(prefect_api_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
     files, local, out = _files(), _local(tmp / "local"), tmp / "out"
     with serving(files) as base, Emulator() as emu, pytest.MonkeyPatch.context() as env:
         env.setenv("OPENROUTER_API_KEY", emu.api_key)
+        env.setenv("DOCROUTER_URL_TIMEOUT_S", "1")
         listed = _list(tmp, base)
         summaries, frames, chats, hits = [], [], [], []
         for step in ("first", "rerun", "changed", "never"):
@@ -105,6 +109,7 @@ def test_a_mixed_run_answers_folders_and_urls_with_one_row_each(url_runs: UrlRun
         f"{base}/scan.pdf": ("ok", none, "url"),  # served as text/plain; a scan: mistral-ocr by URL
         f"{base}/notes.png": ("skipped", "unsupported", none),  # served as image/png; the bytes are text
         f"{base}/missing.pdf": ("failed", "not_found", none),
+        f"{base}/slow.png": ("failed", "fetch", none),  # timed out: transient, fetched again by the next run
     }
     assert first.loc[f"{base}/a.png", "doc_id"] == hashlib.sha256(IMAGE_A).hexdigest()
     assert first.loc[f"{base}/signed.png?REDACTED", "source_url"] == f"{base}/signed.png?REDACTED"
@@ -125,20 +130,21 @@ def test_urls_are_sent_by_url_without_base64_and_pdfs_routed_like_local_ones(url
 
 
 def test_a_rerun_with_unchanged_etags_gets_only_304s_and_sends_nothing(url_runs: UrlRuns) -> None:
-    statuses = sorted((h.path.rsplit("/", 1)[-1], h.status) for h in url_runs.hits[1])
+    statuses = sorted((h.path.rsplit("/", 1)[-1], h.status) for h in url_runs.hits[1] if h.path != "/slow.png")
     assert statuses == sorted(
         [("a.png", 304), ("b.png", 304), (f"signed.png?{SECRET}", 304), ("letter.pdf", 304), ("scan.pdf", 304),
          ("notes.png", 304), ("missing.pdf", 404)]
     )  # fmt: skip
-    assert url_runs.chats[1] == [] and url_runs.summaries[1]["by_status"] == {}
+    assert url_runs.chats[1] == [] and url_runs.summaries[1]["by_status"] == {"failed": 1}
+    assert url_runs.frames[1].error_type.to_dict() == {f"{url_runs.base}/slow.png": "fetch"}
     assert url_runs.summaries[1]["url_fetches"]["fetched_bytes"] == 0
     assert url_runs.summaries[1]["known_failures"] == 2  # the 404 and the text file: terminal, left alone
 
 
 def test_changed_url_content_is_a_new_document(url_runs: UrlRuns) -> None:
     changed = url_runs.frames[2]
-    assert list(changed.index) == [f"{url_runs.base}/b.png"]
-    assert changed.iloc[0].doc_id == hashlib.sha256(samples.png(303, 200)).hexdigest()
+    assert sorted(changed.index) == [f"{url_runs.base}/b.png", f"{url_runs.base}/slow.png"]
+    assert changed.loc[f"{url_runs.base}/b.png"].doc_id == hashlib.sha256(samples.png(303, 200)).hexdigest()
     assert len(url_runs.chats[2]) == 1
 
 
