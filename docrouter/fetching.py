@@ -20,11 +20,13 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
 from docrouter.documents import CHUNK, HEAD, OCTET_STREAM, SUPPORTED_MIME, Document, Remote, skip_reason, sniff_mime
 from docrouter.errors import ConfigError
+from docrouter.redaction import protect_all
 from docrouter.urls import UrlSource, url_key
 
 CACHE_DIR = "_urls"
@@ -151,6 +153,7 @@ class Fetcher:
 
     async def documents(self, sources: Sequence[UrlSource]) -> list[Document]:
         """One Document per URL, in the order given: fetched, unchanged since the last run, or a failure."""
+        protect_all(urlsplit(source.url).query for source in sources)  # whatever a library logs, no signature
         return list(await asyncio.gather(*(self.document(source) for source in sources)))
 
     async def document(self, source: UrlSource, *, conditional: bool = True) -> Document:

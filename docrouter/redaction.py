@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
+from collections.abc import Iterable
 from types import TracebackType
 
 MASK = "[REDACTED]"
@@ -49,8 +50,12 @@ _FILTER = RedactSecrets()
 
 def protect(secret: str) -> None:
     """Redact `secret` from everything logged from now on, by every handler there is."""
-    if len(secret) >= 4:
-        _SECRETS.add(secret)
+    protect_all([secret])
+
+
+def protect_all(secrets: Iterable[str]) -> None:
+    """Redact every one of `secrets` (signed URLs' query strings, say) from everything logged from now on."""
+    _SECRETS.update(secret for secret in secrets if len(secret) >= 4)
     for handler in _all_handlers():
         if _FILTER not in handler.filters:
             handler.addFilter(_FILTER)

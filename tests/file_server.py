@@ -52,6 +52,8 @@ class _Handler(BaseHTTPRequestHandler):
         if path in files.slow_s:
             threading.Event().wait(files.slow_s[path])
         status, body = self._answer(files, path)
+        with files.lock:  # logged before the answer leaves, so a client that has it always finds its hit
+            files.hits.append(Hit(self.path, status, len(body), self.headers.get("Authorization")))
         self.send_response(status)
         if status in (200, 304):
             self.send_header("ETag", etag(files.bodies[path]))
@@ -61,8 +63,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout test)
             self.wfile.write(body)
-        with files.lock:
-            files.hits.append(Hit(self.path, status, len(body), self.headers.get("Authorization")))
 
     def _answer(self, files: Files, path: str) -> tuple[int, bytes]:
         if path in files.status:

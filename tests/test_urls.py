@@ -17,6 +17,7 @@ from docrouter.config import RunConfig, config_from_parameters, flow_parameters
 from docrouter.documents import Document
 from docrouter.errors import ConfigError
 from docrouter.fetching import Fetcher, FetchLimits, UrlCache
+from docrouter.redaction import redacted
 from docrouter.urls import UrlSource, parse_size, read_url_list, redact, stash_command_line_urls, url_sources
 
 T = TypeVar("T")
@@ -147,6 +148,7 @@ def test_missing_failing_slow_and_large_urls_are_rows_with_their_error_type(
     ]  # fmt: skip
     assert all("t0p" not in (d.error_message or "") + d.rel_path for d in docs)
     assert docs[0].doc_id == hashlib.sha256(f"url\0{base}/missing.png?token=t0p".encode()).hexdigest()
+    assert redacted(f"GET {base}/missing.png?token=t0p") == f"GET {base}/missing.png?[REDACTED]"  # logs too
 
 
 def test_changed_content_is_a_new_document(tmp_path: Path, base: str, files: Files) -> None:
