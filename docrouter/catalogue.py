@@ -46,6 +46,7 @@ class ModelInfo:
     tokenizer: str = ""
     discount: float = 0.0  # informational; prices above are list prices and are never reduced by it
     placeholder_price: bool = False  # a negative token price (a router's "variable"): not free, unknown
+    structured_outputs: bool = False  # `structured_outputs` in supported_parameters: response_format json_schema
 
     @property
     def takes_files(self) -> bool:
@@ -111,7 +112,14 @@ def parse_model(item: dict[str, Any]) -> ModelInfo | None:
         tokenizer=str(arch.get("tokenizer") or ""),
         discount=_price(pricing.get("discount")),
         placeholder_price=any(_negative(pricing.get(name)) for name in ("prompt", "completion")),
+        structured_outputs=supports_structured_outputs(item),
     )
+
+
+def supports_structured_outputs(item: dict[str, Any]) -> bool:
+    """Whether a /models object lists `structured_outputs` among its supported parameters."""
+    listed = item.get("supported_parameters")
+    return isinstance(listed, list) and "structured_outputs" in listed
 
 
 def _dict(value: Any) -> dict[str, Any]:

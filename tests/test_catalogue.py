@@ -116,8 +116,11 @@ def test_2025_example_parses_prices_capabilities_and_limits() -> None:
         context_length=1047576,
         max_completion_tokens=32768,
         tokenizer="GPT",
+        structured_outputs=True,  # listed in its supported_parameters
     )
     assert model.takes_files and model.takes_images
+    without = {**GPT_41_MINI_2025, "supported_parameters": ["tools"]}
+    assert not parse_models({"data": [without]})[model.id].structured_outputs
 
 
 def test_2026_example_with_omitted_zero_prices_and_overrides_uses_the_default_prices() -> None:

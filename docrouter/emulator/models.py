@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from docrouter.catalogue import ModelInfo, default_snapshot
+from docrouter.catalogue import ModelInfo, default_snapshot, supports_structured_outputs
 from docrouter.emulator.doc_models import DOC_MODELS
 
 DEFAULT_MODELS_PATH = default_snapshot()  # the repository's data/models.json, or the copy in the wheel
@@ -56,6 +56,7 @@ def model_from_json(raw: dict[str, Any]) -> EmulatedModel:
         context_length=int(raw.get("context_length") or top.get("context_length") or 0),
         max_completion_tokens=top.get("max_completion_tokens"),
         tokenizer=str(architecture.get("tokenizer") or ""),
+        structured_outputs=supports_structured_outputs(raw),
     )
     provider = _PROVIDERS.get(info.id.split("/")[0], "Emulated Provider")
     return EmulatedModel(info=info, provider=provider, raw=raw)
