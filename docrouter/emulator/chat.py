@@ -21,6 +21,7 @@ from docrouter.emulator.remote import downloaded
 from docrouter.emulator.replies import Answer, completion_body, error_body, generation_data
 from docrouter.emulator.state import EmulatorState
 from docrouter.emulator.streams import streamed_answer
+from docrouter.emulator.structured import reply as structured_reply
 
 STREAMED_ERRORS = frozenset({"5xx", "502_with_annotations", "200_error_body"})  # mid-stream when streaming
 
@@ -49,6 +50,8 @@ class Trace:
     stream: bool = False
     error: str | None = None
     max_price: dict[str, float] | None = None
+    schema: str | None = None
+    invalid_json: bool = False
 
     def freeze(self) -> RequestRecord:
         return RequestRecord(**asdict(self))
@@ -118,6 +121,8 @@ async def _handle(request: Request, state: EmulatorState, trace: Trace) -> Respo
     trace.url_parts = tuple(i.url for i in chat.images if i.url) + tuple(f.url for f in chat.files if f.url)
     chat = await downloaded(chat, state.settings.max_image_pixels)
     trace.model, trace.engine, trace.stream = chat.model.id, chat.engine, chat.stream
+    if chat.schema is not None:
+        trace.schema = "response_format" if chat.structured else "instructions"
     trace.file_hashes, trace.max_price = chat.hashes, chat.max_price or None
     if billing.over_max_price(billing.billed_prices(chat.model.info, state.settings.price_multiplier), chat.max_price):
         raise Rejection(404, billing.NO_ENDPOINT_AT_PRICE, error_type="not_found")
@@ -246,6 +251,10 @@ def _respond(turn: Turn, tokens: int, fee: billing.Charge) -> tuple[Response, bi
         return response, fee
     sources = [f.text for f in turn.files] + [describe_image(i) for i in chat.images]
     content, finish = compose(chat.model.id, sources or [chat.user_text], chat.max_tokens)
+    if chat.schema is not None:
+        broken = turn.trace.invalid_json = turn.state.picker.take_invalid_json()
+        text = "\n\n".join(sources or [chat.user_text])
+        content = structured_reply(chat.schema, text, structured=chat.structured, broken=broken)
     if fault == "200_finish_error":
         content, finish = content[: len(content) // 2], "error"
     elif fault == "empty_content" or streamed_error:

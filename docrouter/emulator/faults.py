@@ -46,6 +46,7 @@ class Faults:
     pdf_text_rejected: bool = False  # the deprecated name pdf-text answers 400 instead of redirecting
     generation_404_seconds: float = 0.0  # GET /generation says 404 for this long after the call
     credits_need_management_key: bool = False  # GET /credits answers 403 to an ordinary key
+    invalid_json_answers: int = 0  # the next N answers to requests with a JSON schema are cut mid-JSON
 
     def __post_init__(self) -> None:
         rates = self.rates()
@@ -56,8 +57,10 @@ class Faults:
             raise ValueError("fault rates add up to more than 1: one request gets at most one fault")
         if self.fail_first_kind not in FAULT_KINDS:
             raise ValueError(f"fail_first_kind must be one of {', '.join(FAULT_KINDS)}")
-        if self.fail_first_attempts < 0 or self.retry_after < 0 or self.slow_seconds < 0:
-            raise ValueError("fail_first_attempts, retry_after and slow_seconds cannot be negative")
+        if min(self.fail_first_attempts, self.invalid_json_answers, self.retry_after, self.slow_seconds) < 0:
+            raise ValueError(
+                "fail_first_attempts, invalid_json_answers, retry_after and slow_seconds cannot be negative"
+            )
 
     def rates(self) -> list[tuple[str, float]]:
         """(kind, rate) for every fault kind, in draw order."""
@@ -109,6 +112,7 @@ class FaultPicker:
         self._faults = faults
         self._rng = random.Random(seed)
         self._attempts: Counter[str] = Counter()
+        self._invalid_json_given = 0
 
     @property
     def faults(self) -> Faults:
@@ -120,6 +124,15 @@ class FaultPicker:
         with self._lock:
             self._faults = faults
             self._attempts.clear()
+            self._invalid_json_given = 0
+
+    def take_invalid_json(self) -> bool:
+        """True for the first `invalid_json_answers` schema answers (since the knobs were last set)."""
+        with self._lock:
+            if self._invalid_json_given >= self._faults.invalid_json_answers:
+                return False
+            self._invalid_json_given += 1
+            return True
 
     def pick(self, key: str) -> str | None:
         """The fault for this attempt of the document `key`, or None."""

@@ -12,6 +12,7 @@ from docrouter.emulator.billing import URL_IMAGE_SIZE
 from docrouter.emulator.faults import Faults
 from docrouter.emulator.models import EmulatedModel
 from docrouter.emulator.parsing import ENGINE_ALIASES, ENGINES, clean_text
+from docrouter.emulator.structured import schema_in_instructions
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 DETAILS = frozenset({"auto", "low", "high", "original"})
@@ -65,6 +66,8 @@ class ChatRequest:
     stream: bool = False
     reusable: dict[str, dict[str, Any]] = field(default_factory=dict)  # file hash -> annotation "file"
     max_price: dict[str, float] = field(default_factory=dict)  # provider.max_price (prompt/completion per 1M)
+    schema: dict[str, Any] | None = None  # a JSON Schema to answer with: response_format's or the instructions'
+    structured: bool = False  # the schema came as response_format json_schema (reply with bare JSON)
 
     @property
     def hashes(self) -> tuple[str, ...]:
@@ -98,11 +101,13 @@ def read_chat(body: bytes, models: dict[str, EmulatedModel], faults: Faults, max
         _gather(message, index, gathered, max_pixels)
     if gathered.images and not model.info.takes_images:
         raise Rejection(404, "No endpoints found that support image input", error_type="not_found")
+    response_schema = _response_schema(payload, model)
+    user_text = "\n\n".join(gathered.user_texts)
     return ChatRequest(
         model=model,
         text_chars=sum(len(t) for t in gathered.texts),
         question=gathered.user_texts[-1] if gathered.user_texts else "",
-        user_text="\n\n".join(gathered.user_texts),
+        user_text=user_text,
         images=tuple(gathered.images),
         files=tuple(gathered.files),
         engine=resolve_engine(payload, model, faults) if gathered.files else None,
@@ -110,6 +115,8 @@ def read_chat(body: bytes, models: dict[str, EmulatedModel], faults: Faults, max
         stream=payload.get("stream") is True,
         reusable=gathered.reusable,
         max_price=_max_price(payload),
+        schema=response_schema if response_schema is not None else schema_in_instructions(user_text),
+        structured=response_schema is not None,
     )
 
 
@@ -125,6 +132,28 @@ def _max_price(payload: dict[str, Any]) -> dict[str, float]:
         return {str(name): float(value) for name, value in limits.items()}
     except (TypeError, ValueError):
         raise Rejection(400, "provider.max_price values must be numbers") from None
+
+
+def _response_schema(payload: dict[str, Any], model: EmulatedModel) -> dict[str, Any] | None:
+    """The schema of `response_format: {type: json_schema, ...}`; a model without structured outputs has
+    no endpoint for it (the API routes only to providers that support the parameters it is given)."""
+    response_format = payload.get("response_format")
+    if response_format is None:
+        return None
+    if not isinstance(response_format, dict) or response_format.get("type") not in (
+        "json_schema",
+        "json_object",
+        "text",
+    ):
+        raise Rejection(400, "response_format.type must be one of text, json_object, json_schema")
+    if response_format["type"] != "json_schema":
+        return None
+    spec = response_format.get("json_schema")
+    if not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict) or not spec.get("name"):
+        raise Rejection(400, "response_format.json_schema needs a name and a schema object")
+    if not model.info.structured_outputs:
+        raise Rejection(404, "No endpoints found that can handle the requested parameters.", error_type="not_found")
+    return spec["schema"]
 
 
 def _json_object(body: bytes) -> dict[str, Any]:

@@ -35,6 +35,8 @@ class RequestRecord:
     stream: bool = False
     error: str | None = None  # the error message sent, if any
     max_price: dict[str, float] | None = None  # provider.max_price the request carried
+    schema: str | None = None  # a JSON Schema answered: "response_format" or "instructions"
+    invalid_json: bool = False  # the answer's JSON was cut on purpose (the invalid_json_answers knob)
 
 
 class Ledger:
