@@ -23,9 +23,11 @@ from docrouter.config import (
     flow_parameters,
     read_prompt_file,
     resolve_api_key,
+    schema_fields,
 )
 from docrouter.errors import DocrouterError
 from docrouter.redaction import protect, redacted
+from docrouter.results import VALIDITY
 from docrouter.urls import DEFAULT_CACHE_BYTES, SEND_URLS, parse_size, stash_command_line_urls
 
 
@@ -78,6 +80,12 @@ def _add_selection(p: argparse.ArgumentParser) -> None:
     prompt = p.add_mutually_exclusive_group()
     prompt.add_argument("--prompt", help="what to ask of every document (default: a short summary)")
     prompt.add_argument("--prompt-file", metavar="F", help="read the prompt from a file")
+    p.add_argument(
+        "--schema",
+        metavar="FILE",
+        help="a JSON Schema (an object at the top level): extract one validated object per document into "
+        "DIR/extractions/ (the default prompt becomes an extraction prompt; --prompt is sent with the schema)",
+    )
     p.add_argument("--engine", choices=ENGINES, default="auto", help="force one engine for all PDFs")
     p.add_argument("--include", action="append", default=[], metavar="GLOB", help="only paths matching")
     p.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip paths matching")
@@ -196,6 +204,7 @@ def run_config(args: argparse.Namespace) -> RunConfig:
         urls=tuple(args.urls),
         send_urls=getattr(args, "send_urls", "auto"),
         url_cache_size=getattr(args, "url_cache_size", DEFAULT_CACHE_BYTES),
+        **schema_fields(args.schema),
     )
 
 
@@ -271,11 +280,13 @@ def render_summary(summary: dict[str, Any]) -> str:
     statuses = ", ".join(f"{k} {v}" for k, v in sorted(summary["by_status"].items())) or "nothing new"
     budget = f" of ${summary['budget_usd']:.4f}" if summary["budget_usd"] is not None else ""
     notes = f"\n{summary['pdf_notes']}" if summary.get("pdf_notes") else ""
+    validity = summary.get("extractions") or {}
+    extractions = "; extractions " + ", ".join(f"{k} {validity.get(k, 0)}" for k in VALIDITY) if validity else ""
     lines = [
         f"run {summary['run_id']}: {summary['documents']} files; {statuses}; "
         f"{summary['already_done']} already done; {summary['known_failures']} known failures unchanged; "
         f"spent ${summary['spent_usd']:.4f}{budget}; "
-        f"{summary['requests_sent']} requests{notes}"
+        f"{summary['requests_sent']} requests{extractions}{notes}"
     ]
     lines += [f"warning: {note}" for note in summary.get("price_notes", ())]
     refused = summary.get("failures", {}).get("price")

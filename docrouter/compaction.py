@@ -8,7 +8,7 @@ deleting the segment, and two processes recovering the same dead run write the s
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,8 @@ from docrouter.datasets import (
     warn,
     write_part,
 )
+from docrouter.extractions import arrow_schema, partition, partitions, read_schema_file
+from docrouter.extractions import to_table as extraction_table
 from docrouter.journal import (
     JOURNAL_DIR,
     RunLock,
@@ -48,15 +50,19 @@ Entry = dict[str, Any]
 
 @dataclass(frozen=True)
 class Kind:
-    """One of the two datasets: where its parts live, its schema, and its rows in a journal entry."""
+    """One dataset (or one schema's partition of extractions): where its parts live, its schema, its rows
+    in a journal entry, and how those rows become a table."""
 
     directory: str
     schema: pa.Schema
     rows: Callable[[Entry], list[dict[str, Any]]]
     defaults: dict[str, Any]  # for columns added after a journal line was written
+    convert: Callable[[list[dict[str, Any]]], pa.Table] | None = field(default=None, compare=False)
 
     def table(self, rows: list[dict[str, Any]]) -> pa.Table:
         """Journal rows as a table of this dataset, whichever version wrote them."""
+        if self.convert is not None:  # an extractions partition: values typed by its JSON Schema
+            return self.convert(rows)
         return tolerant_table(rows, self.schema, self.defaults)
 
 
@@ -68,6 +74,31 @@ _WRITE_ORDER = (ANNOTATIONS, RESULTS)  # results last: its part marks the segmen
 _GARBLED = (pa.ArrowException, ValueError, TypeError, KeyError, AttributeError)  # a row that is not a row
 
 
+def extractions_kind(out_dir: Path, schema_sha256: str) -> Kind:
+    """One schema's partition of the extractions dataset (its schema read from the partition's _schema.json)."""
+    folder = partition(out_dir, schema_sha256)
+    schema = read_schema_file(folder)
+    return Kind(
+        str(folder.relative_to(out_dir)),
+        arrow_schema(schema),
+        lambda entry: [r for r in _extraction_rows(entry) if r.get("schema_sha256") == schema_sha256],
+        {},
+        lambda rows: extraction_table(rows, schema),
+    )
+
+
+def _kinds(out_dir: Path, entries: list[Entry]) -> list[Kind]:
+    """The datasets a segment writes, in order: extraction partitions and annotations, results last."""
+    hashes = sorted({str(r.get("schema_sha256")) for entry in entries for r in _extraction_rows(entry)})
+    return [*(extractions_kind(out_dir, h) for h in hashes), *_WRITE_ORDER]
+
+
+def _extraction_rows(entry: Entry) -> list[dict[str, Any]]:
+    """An entry's extractions rows (none from a line written before --schema, or garbled)."""
+    rows = entry.get("extractions") if isinstance(entry, dict) else None
+    return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+
+
 def compact_segment(out_dir: Path, segment: Segment) -> None:
     """Write the segment's rows as parts (unless already done), then delete the segment (a damaged one is kept
     in DIR/quarantine/_journal/, named in a warning with the count of lines that could not be read)."""
@@ -77,7 +108,7 @@ def compact_segment(out_dir: Path, segment: Segment) -> None:
         lines = read_segment_lines(segment.path)
         entries, damaged = _storable(lines.entries)
         damaged += lines.damaged + lines.torn
-        for kind in _WRITE_ORDER:
+        for kind in _kinds(out_dir, entries):
             rows = [row for entry in entries for row in kind.rows(entry)]
             # A dataset with no rows yet still gets one (empty) part: DuckDB's read_parquet('.../*.parquet')
             # refuses a glob that matches nothing, and pandas would read a folder of nothing as no columns.
@@ -130,8 +161,8 @@ def _set_aside(out_dir: Path, segment: Segment, damaged: int) -> None:
 
 def compact_run(out_dir: Path, run_id: str) -> None:
     """Compact every segment `run_id` left in the journal (the caller holds that run's lock)."""
-    for kind in _WRITE_ORDER:
-        remove_stale_temps(out_dir / kind.directory, run_id)
+    for directory in [*partitions(out_dir), *(out_dir / kind.directory for kind in _WRITE_ORDER)]:
+        remove_stale_temps(directory, run_id)
     for segment in list_segments(out_dir / JOURNAL_DIR):
         if segment.run_id == run_id:
             compact_segment(out_dir, segment)

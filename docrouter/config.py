@@ -8,11 +8,13 @@ import os
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from docrouter.client import DEFAULT_BASE_URL
 from docrouter.errors import ConfigError
+from docrouter.extraction import EXTRACTION_PROMPT, ExtractionSchema, as_schema, load_schema, parse_schema
 from docrouter.urls import DEFAULT_CACHE_BYTES, SEND_URLS
 
 DEFAULT_MODEL = "google/gemini-2.5-flash"
@@ -20,6 +22,9 @@ DEFAULT_PROMPT = "Summarize this document in 3-5 sentences: what it is, its main
 ENGINES = ("auto", "pdf-text", "mistral-ocr", "native", "local-text")
 MAX_BUDGET_USD = 1_000_000.0  # more than this is a typo, not a budget (no --budget means no cap)
 MAX_PRICE_PER_MILLION = 10_000.0  # USD per million tokens: far above any listed model
+# --schema as a flow parameter (not "schema": Prefect's parameter model would shadow pydantic's BaseModel.schema)
+SCHEMA_PARAMETER = "extraction_schema"
+INLINE_SCHEMA_CHARS = 16_384  # a larger --schema is passed to flow runs by reference (its path), not inline
 
 
 @dataclass(frozen=True)
@@ -56,8 +61,14 @@ class RunConfig:
     referer: str | None = field(default_factory=lambda: os.environ.get("OPENROUTER_HTTP_REFERER") or None)
     title: str | None = field(default_factory=lambda: os.environ.get("OPENROUTER_APP_TITLE", "docrouter") or None)
     extra: dict[str, str] = field(default_factory=dict)
+    schema: str | None = None  # --schema: the JSON Schema's text
+    schema_file: str | None = None  # where it was read from (flow runs get this path when the text is large)
 
     def __post_init__(self) -> None:
+        if self.schema is not None:
+            parse_schema(self.schema, f"--schema {self.schema_file}" if self.schema_file else "the schema")
+            if self.prompt == DEFAULT_PROMPT:  # the summary default makes no sense for an extraction
+                object.__setattr__(self, "prompt", EXTRACTION_PROMPT)
         if not self.sources and not self.urls:
             raise ConfigError("give at least one SOURCE folder, file or URL (or --urls FILE)")
         if self.send_urls not in SEND_URLS:
@@ -78,9 +89,31 @@ class RunConfig:
         if not self.prompt.strip():
             raise ConfigError("the prompt is empty")
 
+    @cached_property
+    def extraction(self) -> ExtractionSchema | None:
+        """The parsed --schema, or None without one."""
+        return None if self.schema is None else parse_schema(self.schema)
+
+    @property
+    def extraction_sha256(self) -> str | None:
+        return self.extraction.sha256 if self.extraction else None
+
+    @property
+    def instruction_chars(self) -> int:
+        """The characters every request adds to the document: the prompt, and the schema (in the instructions
+        or as response_format, input tokens either way)."""
+        return len(self.prompt) + (len(self.extraction.text) if self.extraction else 0)
+
     @property
     def prompt_sha256(self) -> str:
-        return hashlib.sha256(self.prompt.encode()).hexdigest()
+        return answer_sha256(self.prompt, self.extraction)
+
+
+def answer_sha256(prompt: str, schema: ExtractionSchema | None = None) -> str:
+    """The hash of everything that shapes an answer (the done-set key): the prompt, and the schema if any
+    (without one it is the prompt's own hash, so runs from before --schema are still recognised)."""
+    text = prompt if schema is None else f"{prompt}\n\n--schema sha256:{schema.sha256}"
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 # (flag, field, lowest, highest): every numeric setting is finite and in range, or the run does not start.
@@ -144,14 +177,36 @@ def config_from_parameters(parameters: Mapping[str, Any]) -> RunConfig:
             fields[field_name] = tuple(value or ()) if field_name in _SEQUENCES else value
     if fields.get("max_price") is not None and not isinstance(fields["max_price"], str):
         fields["max_price"] = tuple(fields["max_price"])
-    return RunConfig(**fields)
+    return RunConfig(**fields, **schema_fields(parameters.get(SCHEMA_PARAMETER)))
 
 
 def flow_parameters(config: RunConfig) -> dict[str, Any]:
     """The flow parameters that describe `config` (JSON-friendly: lists, not tuples; never a key)."""
     values = {name: getattr(config, name) for name in _FLOW_FIELDS}
     lists = (*_SEQUENCES, "max_price")
-    return {_PARAMETER_OF_FIELD.get(k, k): list(v) if k in lists and v is not None else v for k, v in values.items()}
+    parameters = {
+        _PARAMETER_OF_FIELD.get(k, k): list(v) if k in lists and v is not None else v for k, v in values.items()
+    }
+    return {**parameters, SCHEMA_PARAMETER: schema_parameter(config)}
+
+
+def schema_parameter(config: RunConfig) -> dict[str, Any] | str | None:
+    """The `extraction_schema` flow parameter: the schema itself, or its path when it is large and came from a
+    file (so a deployment's parameters stay small; workers read the path on the shared storage)."""
+    if config.extraction is None:
+        return None
+    if config.schema_file is not None and len(config.extraction.text) > INLINE_SCHEMA_CHARS:
+        return str(Path(config.schema_file).absolute())
+    return config.extraction.schema
+
+
+def schema_fields(parameter: Any) -> dict[str, Any]:
+    """RunConfig's schema fields from the `extraction_schema` flow parameter (a JSON Schema object, or a path)."""
+    if parameter is None:
+        return {}
+    if isinstance(parameter, str):
+        return {"schema": load_schema(parameter).text, "schema_file": parameter}
+    return {"schema": as_schema(parameter, "the schema parameter").text}
 
 
 def resolve_base_url(explicit: str | None) -> str:

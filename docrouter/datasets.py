@@ -57,6 +57,8 @@ RESULTS_SCHEMA = pa.schema(
         pa.field("parts", pa.int64(), nullable=False),
         pa.field("source_url", pa.string()),
         pa.field("sent_as", pa.string()),
+        pa.field("schema_sha256", pa.string()),
+        pa.field("extraction", pa.string()),
     ]
 )
 

@@ -27,6 +27,7 @@ class Attempted:
     attempts: int
     cost_usd: float
     annotations: tuple[dict[str, Any], ...] = ()
+    reply: str | None = None  # an answer that was paid for but not usable (fails --schema): kept in content
 
 
 @dataclass

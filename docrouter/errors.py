@@ -19,6 +19,7 @@
         ├── NoEndpoint            HTTP 404 "No endpoints found ..."              (no_endpoint)
         ├── PayloadTooLarge       HTTP 413                                       (too_large)
         ├── OverBudget            the request would cross --budget               (budget)
+        ├── InvalidOutput         the answer fails --schema, also after a repair (invalid_output)
         └── DocumentError         the file itself cannot be used
             ├── Encrypted         needs a user password                          (encrypted)
             ├── Corrupt           cannot be parsed                               (corrupt)
@@ -166,6 +167,10 @@ class PayloadTooLarge(Terminal):
 
 class OverBudget(Terminal):
     error_type = "budget"
+
+
+class InvalidOutput(Terminal):
+    error_type = "invalid_output"
 
 
 class DocumentError(Terminal):

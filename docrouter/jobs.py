@@ -15,6 +15,8 @@ from docrouter.catalogue import ModelInfo
 from docrouter.client import Completion
 from docrouter.dispatch import Attempted, Dispatcher
 from docrouter.documents import Document
+from docrouter.extracting import Extracted, added, checked_answer, merged_parts
+from docrouter.extraction import Extracting
 from docrouter.fetching import Fetcher
 from docrouter.images import ImageDecoder, PreparedImage
 from docrouter.inspection import Inspection, extract_text
@@ -56,6 +58,7 @@ class JobContext:
     # Per-page text for local-text: the run passes bounded worker processes (pdfwork.TextWorkers.extract).
     read_text: Callable[[str, Sequence[int] | None], list[str]] = extract_text
     fetcher: Fetcher | None = None  # URL documents: sent by URL (--send-urls auto) after its re-check
+    extracting: Extracting | None = None  # with --schema: answers are checked (and repaired) against it
     bodies: asyncio.Semaphore = field(init=False)
 
     def __post_init__(self) -> None:
@@ -86,29 +89,31 @@ async def _answer(job: Job, ctx: JobContext, started: str) -> tuple[Result, list
     parts = plan_parts(inspection, route.engine, job.document.size_bytes, ctx.limits) if inspection.pages else []
     try:
         if len(parts) > 1:
-            attempted, parts = await _answer_parts(job, ctx, parts)
+            extracted, parts = await _answer_parts(job, ctx, parts)
             job = _with_reason(job, part_labels(parts))
         else:
-            job, attempted, parts = await _answer_whole_or_halves(job, ctx, parts)
+            job, extracted, parts = await _answer_whole_or_halves(job, ctx, parts)
     except UNSENDABLE as exc:
         return error_row(job, ctx.run, exc, started), []
+    attempted = extracted.attempted
     engine = job.route.engine if job.route and job.route.engine else ""
     found = annotation_rows(job, ctx.run, attempted.annotations, engine)
-    return attempted_row(job, ctx.run, attempted, started, parts=max(1, len(parts))), found
+    row = attempted_row(job, ctx.run, attempted, started, parts=max(1, len(parts)), extraction=extracted.validity)
+    return row, found
 
 
-async def _answer_whole_or_halves(job: Job, ctx: JobContext, parts: list[Part]) -> tuple[Job, Attempted, list[Part]]:
+async def _answer_whole_or_halves(job: Job, ctx: JobContext, parts: list[Part]) -> tuple[Job, Extracted, list[Part]]:
     """The document in one request; a PDF that is over the byte limit after all goes in halves instead."""
     try:
         async with ctx.bodies:
             job, attempted = await _answer_whole(job, ctx)
-        return job, attempted, parts
+        return job, await _checked(job, ctx, attempted), parts
     except errors.TooLarge:
         if len(parts) != 1 or parts[0].pages == 1:
             raise
     # Heavier than its page average promised (a few huge pages): halve it until the pieces fit.
-    attempted, parts = await _answer_parts(job, ctx, _halves(parts[0]))
-    return _with_reason(job, part_labels(parts)), attempted, parts
+    extracted, parts = await _answer_parts(job, ctx, _halves(parts[0]))
+    return _with_reason(job, part_labels(parts)), extracted, parts
 
 
 async def _answer_whole(job: Job, ctx: JobContext) -> tuple[Job, Attempted]:
@@ -150,7 +155,41 @@ def _with_reason(job: Job, note: str) -> Job:
     return dataclasses.replace(job, route=dataclasses.replace(job.route, reason=f"{job.route.reason}; {note}"))
 
 
-async def _answer_parts(job: Job, ctx: JobContext, planned: list[Part]) -> tuple[Attempted, list[Part]]:
+async def _checked(job: Job, ctx: JobContext, attempted: Attempted) -> Extracted:
+    """The answer checked against --schema (one repair request if invalid); as it is without a schema."""
+    if ctx.extracting is None:
+        return Extracted(attempted)
+    schema = ctx.extracting.schema
+    return await checked_answer(ctx.extracting, schema, ctx.options, attempted, ctx.dispatcher, _text_bound(job, ctx))
+
+
+def _text_bound(job: Job, ctx: JobContext) -> Callable[[int], Bound]:
+    """The most a request of so many characters of text (a combine or repair request) may cost."""
+    assert job.inspection is not None
+    inspection = job.inspection
+    return lambda chars: _bound(ctx, "local-text", inspection, text_chars=chars, reusing=True)
+
+
+async def _extracted_parts(job: Job, ctx: JobContext, parts: list[Part], outcomes: list[Attempted]) -> Extracted:
+    """Every range's object checked (and repaired), then merged by the schema's rule; one invalid range makes
+    the document invalid."""
+    assert ctx.extracting is not None
+    checked = await asyncio.gather(*(_checked(job, ctx, outcome) for outcome in outcomes))
+    invalid = next((c for c in checked if c.value is None), None)
+    if invalid is not None:
+        result = invalid.attempted
+        merged = Extracted(result, None, invalid.validity)
+    else:
+        labelled = [(p.label, c) for p, c in zip(parts, checked, strict=True)]
+        merged = await merged_parts(ctx.extracting, ctx.options, labelled, ctx.dispatcher, _text_bound(job, ctx))
+    total = merged.attempted
+    for other in checked:
+        if other is not invalid:
+            total = added(other.attempted, total)
+    return dataclasses.replace(merged, attempted=total)
+
+
+async def _answer_parts(job: Job, ctx: JobContext, planned: list[Part]) -> tuple[Extracted, list[Part]]:
     """Map: every page range answered on its own (concurrently); reduce: one request combines them.
 
     Returns the combined answer and the ranges really sent (a range over the byte limit is sent in halves).
@@ -165,13 +204,15 @@ async def _answer_parts(job: Job, ctx: JobContext, planned: list[Part]) -> tuple
     annotations = tuple(a for o in outcomes for a in o.annotations)
     failed = next((o for o in outcomes if o.completion is None), None)
     if failed is not None:
-        return Attempted(None, failed.error, attempts, cost, annotations), parts
+        return Extracted(Attempted(None, failed.error, attempts, cost, annotations)), parts
+    if ctx.extracting is not None:
+        return await _extracted_parts(job, ctx, parts, outcomes), parts
     partials = [(p.label, o.completion.content) for p, o in zip(parts, outcomes, strict=True) if o.completion]
     combined = await _combine(job, ctx, partials)
     answers = [o.completion for o in outcomes if o.completion] + ([combined.completion] if combined.completion else [])
     final = _summed(combined.completion, answers) if combined.completion else None
     total = Attempted(final, combined.error, attempts + combined.attempts, cost + combined.cost_usd, annotations)
-    return total, parts
+    return Extracted(total), parts
 
 
 async def _send_fitting(job: Job, ctx: JobContext, part: Part) -> list[tuple[Part, Attempted]]:
@@ -301,7 +342,7 @@ def _bound(ctx: JobContext, engine: str, scope: Inspection, *, text_chars: int |
         scope,
         ctx.model,
         ctx.prices,
-        prompt_chars=len(ctx.options.prompt),
+        prompt_chars=ctx.options.instruction_chars,
         max_tokens=ctx.options.max_tokens,
         text_chars=text_chars,
         reuse_annotations=reusing,

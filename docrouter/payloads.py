@@ -23,6 +23,12 @@ class RequestOptions:
     wire_names: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_WIRE_NAMES))
     temperature: float | None = 0.0
     max_price: dict[str, float] | None = None  # provider.max_price: the most the run pays (budget.py)
+    response_format: dict[str, Any] | None = None  # with --schema, for a model with structured outputs
+
+    @property
+    def instruction_chars(self) -> int:
+        """What every request adds to its document: the prompt and any response_format (input tokens both)."""
+        return len(self.prompt) + (len(json.dumps(self.response_format)) if self.response_format else 0)
 
 
 def data_url(mime_type: str, data: bytes) -> str:
@@ -41,6 +47,8 @@ def _body(options: RequestOptions, messages: list[dict[str, Any]]) -> dict[str, 
         body["temperature"] = options.temperature
     if options.max_price is not None:
         body["provider"] = {"max_price": options.max_price}
+    if options.response_format is not None:
+        body["response_format"] = options.response_format
     return body
 
 
@@ -96,6 +104,11 @@ def combine_request(options: RequestOptions, partials: list[tuple[str, str]]) ->
         f"above for consecutive page ranges of it. Combine them into one answer for the whole document.\n\n"
         f"{sections}"
     )
+    return message_request(options, content)
+
+
+def message_request(options: RequestOptions, content: str) -> dict[str, Any]:
+    """A request of one user message and no document (a combine or a repair request)."""
     return _body(options, [{"role": "user", "content": content}])
 
 

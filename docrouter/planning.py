@@ -339,7 +339,7 @@ def plan_command(config: RunConfig, *, out: str | None = None) -> int:
             model,
             PriceBook(ocr_fee_per_page=config.ocr_fee_per_page, ceiling=ceiling),
             forced=forced,
-            prompt_chars=len(config.prompt),
+            prompt_chars=config.instruction_chars,
             max_tokens=config.max_tokens,
         )
     print(render_plan(plan))

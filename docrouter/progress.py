@@ -24,6 +24,7 @@ class Progress:
     statuses: Counter[str] = field(default_factory=Counter)
     engines: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
+    extractions: Counter[str] = field(default_factory=Counter)  # with --schema: valid / repaired / invalid
     spent_usd: float = 0.0
     already_done: int = 0
     known_failures: int = 0  # terminal failures of earlier runs, left alone
@@ -44,6 +45,8 @@ class Progress:
             self.engines[result.engine] += 1
         if result.error_type:
             self.errors[result.error_type] += 1
+        if result.extraction:
+            self.extractions[result.extraction] += 1
         self.spent_usd += result.cost_usd
         self.maybe_print()
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas
 
 from docrouter.errors import ConfigError
+from docrouter.results import VALIDITY
 from docrouter.store import read_results
 
 IDENTITY = ["doc_id", "path", "model", "prompt_sha256"]
@@ -20,7 +21,7 @@ STATUSES = ("ok", "failed", "skipped", "over_budget")
 COLUMNS = [  # everything but the answers themselves, which can be most of the bytes
     *IDENTITY,
     *("run_id", "engine", "status", "error_type", "error_message", "attempts", "est_cost_usd", "cost_usd"),
-    *("prompt_tokens", "completion_tokens", "started_at", "finished_at"),
+    *("prompt_tokens", "completion_tokens", "started_at", "finished_at", "extraction"),
 ]
 
 
@@ -77,6 +78,7 @@ class Report:
     completion_tokens: int
     failures: tuple[Failure, ...]
     runs: tuple[RunLine, ...]
+    extractions: dict[str, int]  # latest rows checked against a --schema: valid / repaired / invalid
 
 
 def build_report(out_dir: Path) -> Report:
@@ -109,6 +111,7 @@ def build_report(out_dir: Path) -> Report:
         completion_tokens=int(rows["completion_tokens"].sum()),
         failures=_failures(latest),
         runs=_runs(rows),
+        extractions={k: int(n) for k, n in latest["extraction"].value_counts().items()},
     )
 
 
@@ -170,6 +173,8 @@ def render_report(report: Report) -> str:
         _tally_table("model", report.by_model, present),
         _money(report),
     ]
+    if report.extractions:
+        sections.append(_validity(report.extractions))
     if report.failures:
         sections.append(_failure_table(report.failures))
     sections.append(_run_table(report.runs))
@@ -213,6 +218,13 @@ def _money(report: Report) -> str:
         lines.append(f"estimated ${report.sent_est_usd:.4f}, actual ${report.sent_cost_usd:.4f}{share}")
     lines.append(f"tokens in all rows: {_count(report.prompt_tokens)} in, {_count(report.completion_tokens)} out")
     return "\n".join(lines)
+
+
+def _validity(extractions: dict[str, int]) -> str:
+    """Extraction validity against --schema, with each share of the checked answers."""
+    checked = sum(extractions.get(k, 0) for k in VALIDITY)
+    body = [[k, _count(extractions.get(k, 0)), f"{extractions.get(k, 0) / checked:.0%}"] for k in VALIDITY]
+    return _table(["extraction", "docs", "share"], body)
 
 
 def _failure_table(failures: Sequence[Failure]) -> str:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 Status = Literal["ok", "failed", "skipped", "over_budget"]
+VALIDITY = ("valid", "repaired", "invalid")  # an answer checked against --schema: as sent, after a repair, never
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class Result:
     parts: int = 1  # page-range parts answered for this document (map-reduce)
     source_url: str | None = None  # a URL document's URL, query string redacted
     sent_as: str | None = None  # upload (bytes in the request) | url (the API fetched it); None: not sent
+    schema_sha256: str | None = None  # the --schema the answer was extracted against
+    extraction: str | None = None  # with --schema: valid | repaired (valid after one repair) | invalid
 
 
 @dataclass(frozen=True)
@@ -53,3 +56,16 @@ class Annotation:
     content: str  # the annotation's content parts, as JSON
     run_id: str
     created_at: str
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """One row of the extractions dataset: a valid object extracted from a document against a schema."""
+
+    run_id: str
+    doc_id: str
+    path: str
+    model: str
+    prompt_sha256: str
+    schema_sha256: str
+    values: dict[str, Any]  # the validated JSON object; typed into columns when written

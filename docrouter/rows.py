@@ -34,6 +34,7 @@ class RunColumns:
     run_id: str
     model: str
     prompt_sha256: str
+    schema_sha256: str | None = None
 
 
 def now_iso() -> str:
@@ -70,6 +71,7 @@ def row(job: Job, run: RunColumns, status: Status, started_at: str, **fields: An
         "started_at": started_at,
         "finished_at": now_iso(),
         "source_url": redact(doc.remote.url) if doc.remote else None,
+        "schema_sha256": run.schema_sha256,
     }
     values.update(fields)
     return Result(**values)
@@ -95,13 +97,17 @@ def unsent_row(job: Job, run: RunColumns) -> Result | None:
     return None
 
 
-def attempted_row(job: Job, run: RunColumns, attempted: Attempted, started: str, parts: int = 1) -> Result:
-    """The row for a document that was sent: its answer, or the error that ended its attempts."""
+def attempted_row(
+    job: Job, run: RunColumns, attempted: Attempted, started: str, parts: int = 1, extraction: str | None = None
+) -> Result:
+    """The row for a document that was sent: its answer, or the error that ended its attempts (with the
+    reply kept, when one was paid for); `extraction` is its validity against --schema."""
     common = {
         "attempts": attempted.attempts,
         "cost_usd": attempted.cost_usd,
         "parts": parts,
         "sent_as": job.sent_as if attempted.attempts else None,
+        "extraction": extraction,
     }
     completion, error = attempted.completion, attempted.error
     if completion is not None:
@@ -119,7 +125,8 @@ def attempted_row(job: Job, run: RunColumns, attempted: Attempted, started: str,
         )
     assert error is not None
     status: Status = "over_budget" if isinstance(error, errors.OverBudget) else "failed"
-    return row(job, run, status, started, **common, error_type=error.error_type, error_message=error.message)
+    failure = {"error_type": error.error_type, "error_message": error.message, "content": attempted.reply}
+    return row(job, run, status, started, **common, **failure)
 
 
 def error_row(job: Job, run: RunColumns, error: errors.DocrouterError, started: str, cost_usd: float = 0.0) -> Result:

@@ -26,6 +26,7 @@ from docrouter.client import OpenRouterClient, models_fetcher
 from docrouter.config import RunConfig, cache_dir, resolve_api_key, resolve_base_url
 from docrouter.dispatch import Dispatcher
 from docrouter.documents import Document, check_source, discover_documents
+from docrouter.extraction import Extracting
 from docrouter.fetching import (
     CACHE_DIR,
     MAX_REDIRECTS,
@@ -45,7 +46,7 @@ from docrouter.pdfwork import PdfLimits, PdfLog, TextWorkers
 from docrouter.pricing import PriceBook, priced_model
 from docrouter.progress import Progress
 from docrouter.reading import still_discovered
-from docrouter.results import Result
+from docrouter.results import Extraction, Result
 from docrouter.routing import Route, check_forced_engine, choose_engine
 from docrouter.rows import Job, RunColumns, copy_row, unsent_row
 from docrouter.store import GroupCommit, Key, Store, terminal_failures
@@ -127,7 +128,7 @@ async def open_session(
         pdf_log = PdfLog(Path(config.out) / "logs" / f"{run_id}.log")
         text_workers = stack.enter_context(TextWorkers(limits, log=pdf_log))
         # Durability comes from the fsynced journal; the flush interval only sets how many Parquet parts appear.
-        store = stack.enter_context(Store(Path(config.out), run_id, flush_seconds=30.0))
+        store = stack.enter_context(Store(Path(config.out), run_id, flush_seconds=30.0, extraction=config.extraction))
         http = await stack.enter_async_context(_http_client(config.concurrency))
         client = OpenRouterClient(
             http, base_url=base_url, api_key=key, referer=config.referer, title=config.title, price_capped=True
@@ -140,17 +141,21 @@ async def open_session(
             rng=random.Random(),
         )
         writer.on_lost = lambda lost: setattr(dispatcher, "fatal", dispatcher.fatal or errors.ConfigError(lost))
+        extracting = extracting_for(config, model.structured_outputs)
         options = RequestOptions(
             model=config.model,
-            prompt=config.prompt,
+            prompt=extracting.prompt_for(extracting.schema, config.prompt) if extracting else config.prompt,
             max_tokens=config.max_tokens,
             wire_names={**DEFAULT_WIRE_NAMES, "pdf-text": config.pdf_text_wire_name},
             max_price=ceiling.wire(),
+            response_format=extracting.response_format(extracting.schema) if extracting else None,
         )
         inspector = stack.enter_context(inspection_pool(limits))
         fetcher = Fetcher(http, UrlCache(Path(config.out) / CACHE_DIR))
         jobs = JobContext(
-            run=RunColumns(run_id=run_id, model=config.model, prompt_sha256=config.prompt_sha256),
+            run=RunColumns(
+                run_id, config.model, config.prompt_sha256, extracting.schema.sha256 if extracting else None
+            ),
             options=options,
             model=model,
             prices=PriceBook(ocr_fee_per_page=config.ocr_fee_per_page, ceiling=ceiling),
@@ -160,6 +165,7 @@ async def open_session(
             named_files=named_files(config.sources),
             read_text=text_workers.extract,
             fetcher=fetcher if config.send_urls == "auto" else None,
+            extracting=extracting,
         )
         yield Session(
             config=config,
@@ -174,6 +180,28 @@ async def open_session(
             base_url=base_url,
             emulator_url=emulator_url,
         )
+
+
+def extracting_for(config: RunConfig, structured_outputs: bool) -> Extracting | None:
+    """With --schema: the schema, how the model takes it, and the prompt; None without."""
+    if config.extraction is None:
+        return None
+    return Extracting(config.extraction, structured_outputs, config.prompt)
+
+
+def extraction_row(result: Result) -> Extraction | None:
+    """The extractions row of an ok results row extracted against a schema (its content is the object)."""
+    if result.status != "ok" or result.schema_sha256 is None or result.content is None:
+        return None
+    return Extraction(
+        run_id=result.run_id,
+        doc_id=result.doc_id,
+        path=result.path,
+        model=result.model,
+        prompt_sha256=result.prompt_sha256,
+        schema_sha256=result.schema_sha256,
+        values=json.loads(result.content),
+    )
 
 
 def _http_client(concurrency: int) -> httpx.AsyncClient:
@@ -357,7 +385,7 @@ def route(session: Session, pairs: Sequence[tuple[Document, Inspection | None]])
                 jobs.model,
                 jobs.prices,
                 forced=forced if doc.kind == "pdf" else None,
-                prompt_chars=len(config.prompt),
+                prompt_chars=config.instruction_chars,
                 max_tokens=config.max_tokens,
                 has_annotations=bool(session.store.annotations_for(doc.doc_id)),
             )
@@ -382,7 +410,7 @@ async def call(session: Session, routed: Sequence[Job], copied_ids: set[str]) ->
                 result, annotations = await answer(job, session.jobs)
             if result.error_type == stopping.Interrupted.error_type and result.cost_usd == 0:
                 return None  # never sent (the signal came while it was prepared): no row either
-            await session.recorder.record(result, annotations)
+            await session.recorder.record(result, annotations, extraction_row(result))
         session.progress.add(result)
         if job.document.doc_id in copied_ids:
             session.copy_sources[job.document.doc_id] = result
@@ -408,7 +436,7 @@ def write_copies(session: Session, copies: Sequence[Document]) -> list[Result]:
         if original is None:
             continue  # its content was already answered by an earlier run: nothing new to pay or write
         result = copy_row(original, doc)
-        session.store.record(result)
+        session.store.record(result, (), extraction_row(result))
         session.progress.add(result)
         written.append(result)
     return written

@@ -27,6 +27,7 @@ from docrouter.compaction import (
     ANNOTATIONS,
     RESULTS,
     compact_run,
+    extractions_kind,
     journal_rows,
     next_first_line,
     read_dataset,
@@ -48,14 +49,22 @@ from docrouter.datasets import (
     result_from_row,
     scan,
     to_frame,
+    write_part,
 )
 from docrouter.errors import ConfigError, is_terminal
+from docrouter.extraction import ExtractionSchema
+from docrouter.extractions import journal_row, partition, write_schema_file
+from docrouter.extractions import to_table as extraction_table
 from docrouter.journal import JOURNAL_DIR, RunLock, SegmentWriter
-from docrouter.results import Annotation, Result
+from docrouter.results import Annotation, Extraction, Result
 
-__all__ = ["ANNOTATIONS_SCHEMA", "RESULTS_SCHEMA", "GroupCommit", "Store", "read_annotations", "read_results"]
+__all__ = [
+    *("ANNOTATIONS_SCHEMA", "RESULTS_SCHEMA", "GroupCommit", "Store"),
+    *("read_annotations", "read_extractions", "read_results"),
+]
 
 Key = tuple[str, str, str]  # (doc_id, model, prompt_sha256)
+Item = tuple[Result, Sequence[Annotation], Extraction | None]  # one document's rows in the three datasets
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -79,6 +88,7 @@ class Store:
         flush_every: int = 200,
         flush_seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        extraction: ExtractionSchema | None = None,
     ) -> None:
         if not _RUN_ID.fullmatch(run_id):
             raise ConfigError(f"run id {run_id!r} must be letters, digits, '.', '_' or '-'")
@@ -87,6 +97,7 @@ class Store:
         self.flush_every = flush_every
         self.flush_seconds = flush_seconds
         self._clock = clock
+        self.extraction = extraction
         self._mutex = threading.RLock()
         self._pending: list[_Pending] = []
         self._closed = False
@@ -108,6 +119,8 @@ class Store:
                 recover(self.out_dir, self.run_id)
                 first_line = next_first_line(self.out_dir, self.run_id)
                 self._writer = SegmentWriter(self.out_dir / JOURNAL_DIR, self.run_id, first_line)
+                if self.extraction is not None:
+                    _open_partition(self.out_dir, self.run_id, first_line, self.extraction)
                 self._done, self._result_parts = _index_results(self.out_dir)
                 self._annotation_parts = _index_annotations(self.out_dir)
         except BaseException:
@@ -126,19 +139,21 @@ class Store:
         with self._mutex:
             return set(self._done)
 
-    def record(self, result: Result, annotations: Sequence[Annotation] = ()) -> None:
-        """Append the row (and its annotations) to the journal and fsync it; then compact if due."""
-        self.record_many([(result, annotations)])
+    def record(
+        self, result: Result, annotations: Sequence[Annotation] = (), extraction: Extraction | None = None
+    ) -> None:
+        """Append the row (and its annotations and extraction) to the journal and fsync it; then compact if due."""
+        self.record_many([(result, annotations, extraction)])
 
-    def record_many(self, items: Sequence[tuple[Result, Sequence[Annotation]]]) -> None:
+    def record_many(self, items: Sequence[Item]) -> None:
         """Append several rows with one write and one fsync (a group commit); then compact if due."""
-        entries = _entries(items)
+        entries = _entries(items, self.extraction)
         with self._mutex:
             if self._closed:
                 raise RuntimeError(f"store for run {self.run_id} is closed")
             with _writing(self.out_dir):
                 self._writer.append_many(entries)
-            for result, annotations in items:
+            for result, annotations, _ in items:
                 self._pending.append(_Pending(self._writer.first_line, result, tuple(annotations)))
                 if result.status == "ok":
                     self._done.add(_key(result))
@@ -216,13 +231,15 @@ class GroupCommit:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._queue: list[tuple[Result, Sequence[Annotation], asyncio.Future[None]]] = []
+        self._queue: list[tuple[Item, asyncio.Future[None]]] = []
         self._drainer: asyncio.Task[None] | None = None
 
-    async def record(self, result: Result, annotations: Sequence[Annotation] = ()) -> None:
+    async def record(
+        self, result: Result, annotations: Sequence[Annotation] = (), extraction: Extraction | None = None
+    ) -> None:
         """Queue the row and wait until it is fsynced (a cancelled caller's row is still written)."""
         done = asyncio.get_running_loop().create_future()
-        self._queue.append((result, annotations, done))
+        self._queue.append(((result, annotations, extraction), done))
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.create_task(self._drain())
         await done
@@ -237,16 +254,16 @@ class GroupCommit:
                 # here, on the loop; the group in the worker thread finishes writing on its own.
                 queued, self._queue = self._queue, []
                 if queued:
-                    self.store.record_many([(r, a) for r, a, _ in queued])
-                for *_, done in batch + queued:
+                    self.store.record_many([item for item, _ in queued])
+                for _, done in batch + queued:
                     done.cancel()
                 raise
 
-    async def _write(self, batch: list[tuple[Result, Sequence[Annotation], asyncio.Future[None]]]) -> None:
+    async def _write(self, batch: list[tuple[Item, asyncio.Future[None]]]) -> None:
         """All rows in one group; if a row is refused (nothing was written), each row alone, so one bad row
         cannot cost the others their durability. A disk failure is run-fatal for every row."""
         try:
-            await asyncio.to_thread(self.store.record_many, [(r, a) for r, a, _ in batch])
+            await asyncio.to_thread(self.store.record_many, [item for item, _ in batch])
         except ConfigError as exc:
             _settle(batch, exc)
         except Exception as exc:
@@ -259,8 +276,8 @@ class GroupCommit:
             _settle(batch, None)
 
 
-def _settle(batch: Sequence[tuple[Any, Any, asyncio.Future[None]]], error: Exception | None) -> None:
-    for *_, done in batch:
+def _settle(batch: Sequence[tuple[Item, asyncio.Future[None]]], error: Exception | None) -> None:
+    for _, done in batch:
         if done.done():
             continue  # its caller was cancelled; the row was written all the same
         if error is None:
@@ -269,15 +286,35 @@ def _settle(batch: Sequence[tuple[Any, Any, asyncio.Future[None]]], error: Excep
             done.set_exception(error)
 
 
-def _entries(items: Sequence[tuple[Result, Sequence[Annotation]]]) -> list[dict[str, Any]]:
+def _entries(items: Sequence[Item], schema: ExtractionSchema | None) -> list[dict[str, Any]]:
     """Journal lines; checked here (one Arrow conversion for all), so that a wrong type fails now and never
     later, in compaction or recovery."""
-    rows = checked_rows([dataclasses.asdict(result) for result, _ in items], RESULTS_SCHEMA)
+    rows = checked_rows([dataclasses.asdict(result) for result, _, _ in items], RESULTS_SCHEMA)
     entries = []
-    for row, (_, found) in zip(rows, items, strict=True):
+    for row, (_, found, extraction) in zip(rows, items, strict=True):
         extras = checked_rows([dataclasses.asdict(a) for a in found], ANNOTATIONS_SCHEMA)
-        entries.append({"result": row, "annotations": extras})
+        entry: dict[str, Any] = {"result": row, "annotations": extras}
+        if extraction is not None:
+            entry["extractions"] = [_checked_extraction(extraction, schema)]
+        entries.append(entry)
     return entries
+
+
+def _checked_extraction(extraction: Extraction, schema: ExtractionSchema | None) -> dict[str, Any]:
+    if schema is None or extraction.schema_sha256 != schema.sha256:
+        raise ValueError(f"an extraction for schema {extraction.schema_sha256[:12]} in a store opened without it")
+    row = journal_row(extraction)
+    extraction_table([row], schema)
+    return row
+
+
+def _open_partition(out_dir: Path, run_id: str, first_line: int, schema: ExtractionSchema) -> None:
+    """The schema's partition with its _schema.json and, if it has no part yet, an empty one (DuckDB refuses
+    a glob that matches nothing); the run's first real part of the partition replaces it under that name."""
+    folder = partition(out_dir, schema.sha256)
+    write_schema_file(folder, schema)
+    if not part_paths(folder):
+        write_part(folder, part_name(run_id, first_line), extraction_table([], schema))
 
 
 @contextmanager
@@ -355,6 +392,11 @@ def terminal_failures(out_dir: Path) -> set[Key]:
     for doc_id, model, prompt, status, error_type in _rows(table.to_batches()):
         latest[(doc_id, model, prompt)] = status != "ok" and is_terminal(error_type)
     return {key for key, terminal in latest.items() if terminal}
+
+
+def read_extractions(out_dir: Path, schema_sha256: str) -> pandas.DataFrame:
+    """Every extraction in DIR against one schema (parts, plus journal rows not compacted yet)."""
+    return to_frame(read_dataset(Path(out_dir), extractions_kind(Path(out_dir), schema_sha256)))
 
 
 def read_annotations(out_dir: Path) -> pandas.DataFrame:

@@ -13,6 +13,7 @@ from prefect.artifacts import (
     aupdate_progress_artifact,
 )
 
+from docrouter.results import VALIDITY
 from docrouter.runs import Selection, Session
 
 
@@ -31,6 +32,7 @@ def run_summary(session: Session, selection: Selection) -> dict[str, Any]:
         "by_status": dict(progress.statuses),
         "by_engine": dict(progress.engines),
         "failures": dict(progress.errors),
+        "extractions": dict(progress.extractions),  # with --schema: valid / repaired / invalid
         "spent_usd": round(budget.spent_usd, 6),
         "budget_usd": budget.cap_usd,
         "requests_sent": session.dispatcher.requests_sent,
@@ -41,6 +43,13 @@ def run_summary(session: Session, selection: Selection) -> dict[str, Any]:
         "price_notes": list(budget.notes),
         "url_fetches": dataclasses.asdict(session.fetcher.totals) if session.fetcher else None,
     }
+
+
+def extraction_line(validity: dict[str, int]) -> str:
+    """A markdown paragraph of extraction validity (empty without --schema)."""
+    if not validity:
+        return ""
+    return "\n\n**Extractions:** " + ", ".join(f"{validity.get(k, 0)} {k}" for k in VALIDITY)
 
 
 async def publish_progress(artifact_id: UUID | None, session: Session, percent: float) -> UUID | None:
@@ -57,9 +66,11 @@ async def publish_summary(summary: dict[str, Any]) -> None:
     rows = [{"what": f"status {k}", "count": v} for k, v in sorted(summary["by_status"].items())]
     rows += [{"what": f"engine {k}", "count": v} for k, v in sorted(summary["by_engine"].items())]
     rows += [{"what": f"failure {k}", "count": v} for k, v in sorted(summary["failures"].items())]
+    rows += [{"what": f"extraction {k}", "count": v} for k, v in sorted(summary["extractions"].items())]
     await acreate_table_artifact(table=rows, key="docrouter-summary", description=f"run {summary['run_id']}")
     budget = f" of ${summary['budget_usd']:.4f}" if summary["budget_usd"] is not None else ""
     stopped = f"\n\n**Stopped:** {summary['stopped']}" if summary["stopped"] else ""
+    stopped = extraction_line(summary["extractions"]) + stopped
     await acreate_markdown_artifact(
         markdown=(
             f"# docrouter run {summary['run_id']}\n\n{summary['documents']} files, {summary['processed']} "
