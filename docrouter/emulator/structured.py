@@ -17,7 +17,7 @@ _FENCED = re.compile(r"```json\s*\n(.*?)```", re.DOTALL)
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _WORDS = re.compile(r"[A-Za-z][A-Za-z0-9'-]*")
-_DOCUMENT = re.compile(r"<document[^>]*>(.*?)</document>", re.DOTALL)
+_DOCUMENT = re.compile(r"<(document|part|reply)\b[^>]*>(.*?)</\1>", re.DOTALL)
 MAX_DEPTH = 6
 
 
@@ -35,7 +35,8 @@ def schema_in_instructions(text: str) -> dict[str, Any] | None:
 
 def instance(schema: dict[str, Any], text: str) -> dict[str, Any]:
     """A value of the top-level object schema, with every property filled in from `text`."""
-    documents = _DOCUMENT.findall(text)  # a text request: the document, not the instructions around it
+    # A text request's document (or a combine request's parts, a repair request's reply), not its instructions.
+    documents = [body for _, body in _DOCUMENT.findall(text)]
     value = _value(schema, _Source("\n".join(documents) if documents else _FENCED.sub("", text)), schema, 0)
     return value if isinstance(value, dict) else {}
 
