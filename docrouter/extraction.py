@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # jsonschema is imported when a schema is first used: `docrou
     import jsonschema
 
 EXTRACTION_PROMPT = (
-    "Extract from this document the information that the JSON Schema below describes. Use null for what the "
+    "Extract from this document the information that the given JSON Schema describes. Use null for what the "
     "document does not say (where the schema allows it); never invent values."
 )
 SCHEMA_NAME = "extraction"
