@@ -90,13 +90,13 @@ def test_columns_added_later_read_as_defaults_or_nulls_from_old_parts_and_journa
     from docrouter.datasets import part_paths, read_table, tolerant_table
 
     out = old_dir(tmp_path)
-    newer = RESULTS_SCHEMA.append(pa.field("reasoning_tokens", pa.int64(), nullable=False))
-    newer = newer.append(pa.field("sent_as", pa.string()))
+    newer = RESULTS_SCHEMA.append(pa.field("future_count", pa.int64(), nullable=False))
+    newer = newer.append(pa.field("future_label", pa.string()))
     stored = read_table(part_paths(out / "results"), newer)
-    assert stored.num_rows == 5 and stored["reasoning_tokens"].null_count == 5
+    assert stored.num_rows == 5 and stored["future_count"].null_count == 5
     journal = next((out / "_journal").glob("*.jsonl"))
     rows = [json.loads(line)["result"] for line in journal.read_text().splitlines()]
-    table = tolerant_table(rows, newer, {"reasoning_tokens": 0})
-    assert table["reasoning_tokens"].to_pylist() == [0] and table["sent_as"].to_pylist() == [None]
+    table = tolerant_table(rows, newer, {"future_count": 0})
+    assert table["future_count"].to_pylist() == [0] and table["future_label"].to_pylist() == [None]
     pq.write_table(table, tmp_path / "compacted.parquet")  # a null in a column declared non-nullable is written
-    assert tolerant_table(rows, newer, {}).schema.field("reasoning_tokens").nullable
+    assert tolerant_table(rows, newer, {}).schema.field("future_count").nullable
