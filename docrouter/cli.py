@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -143,10 +144,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     plan = sub.add_parser("plan", help="per-file engine and estimated cost; no paid call")
     _add_selection(plan)
-    plan.add_argument("--out", metavar="DIR", help="also write the plan as Parquet under DIR")
+    plan.add_argument(
+        "--out",
+        metavar="DIR",
+        help="the run's output folder: skip what it already answered, reuse its stored parses; the plan is "
+        "written there as plan.parquet",
+    )
+    plan.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
 
     report = sub.add_parser("report", help="totals by status, engine and model; money spent")
     report.add_argument("dir", metavar="DIR")
+    report.add_argument("--json", action="store_true", help="print one JSON object instead of the tables")
+    report.add_argument("--failed", action="store_true", help="also list every failed file with its error")
 
     ask = sub.add_parser("ask", help="a follow-up question about one document, reusing its stored parse")
     ask.add_argument("dir", metavar="DIR")
@@ -167,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _prompt(args: argparse.Namespace) -> str:
     if args.prompt_file:
         return read_prompt_file(args.prompt_file)
-    return args.prompt or DEFAULT_PROMPT
+    return DEFAULT_PROMPT if args.prompt is None else args.prompt  # --prompt "" is an error, not the default
 
 
 def run_config(args: argparse.Namespace) -> RunConfig:
@@ -201,10 +210,12 @@ def run_config(args: argparse.Namespace) -> RunConfig:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from docrouter import lease, stopping
+    from docrouter.planning import checked_model
     from docrouter.runs import check_run
 
     config = run_config(args)
     check_run(config, key_block=args.key_block)  # here, a one-line error; inside the flow, a Prefect traceback
+    checked_model(config)  # an unknown model or an impossible --engine: before Prefect's start-up, not after
     _quiet_prefect_server()
     sources, stashed = stash_command_line_urls(config.sources)  # no signed URL in the flow's parameters
     if stashed is not None:
@@ -290,13 +301,17 @@ def render_summary(summary: dict[str, Any]) -> str:
 def cmd_plan(args: argparse.Namespace) -> int:
     from docrouter.planning import plan_command
 
-    return plan_command(run_config(args), out=args.out)
+    return plan_command(run_config(args), out=args.out, as_json=args.json)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from docrouter.report import build_report, render_report
+    from docrouter.report import build_report, render_report, report_json
 
-    print(render_report(build_report(Path(args.dir))))
+    report = build_report(Path(args.dir))
+    if args.json:
+        print(json.dumps(report_json(report, failed=args.failed)))
+    else:
+        print(render_report(report, failed=args.failed))
     return 0
 
 

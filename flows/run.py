@@ -82,7 +82,7 @@ async def _run(
         stopped = stopping.wake_on_stop(stopper, lambda: _stop_sending(session, stopper))
         if runs.has_urls(config):
             documents += await stages.fetch_urls(_as_is(session))
-        selection = runs.select(documents, session.store.done_keys(), config, runs.known_failures(session))
+        selection = runs.select_from(documents, session.history, config)
         selection = await runs.restore_evicted(session, selection)
         progress.already_done, progress.known_failures = selection.already_done, selection.known_failures
         progress.total = (
@@ -99,6 +99,7 @@ async def _run(
         await stopping.finish_or_stop(process_batches(session, selection), stopped)
         runs.write_copies(session, selection.copies)
         runs.evict_urls(session)
+        runs.remember_answer_lengths(session)
         timings["written"] = time.time()
         progress.maybe_print(force=True)
         summary = run_summary(session, selection) | {"timings": timings}

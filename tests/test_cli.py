@@ -79,7 +79,7 @@ def test_plan_offline_prints_a_row_per_file_and_totals() -> None:
     done = docrouter_cli("plan", SAMPLES, "--offline")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0].split()[:4] == ["PATH", "PAGES", "ENGINE", "EST"]
+    assert lines[0].split()[:5] == ["PATH", "PAGES", "ENGINE", "EXPECTED", "AT"]
     assert sum(line.startswith(("receipt", "born_digital", "scan")) for line in lines) == 9
     assert any(line.startswith("19 files: 13 to send") for line in lines)
 
@@ -211,3 +211,10 @@ def prefect_filter(api_url: str, what: str, sort: str) -> list[dict]:
     with httpx.Client(base_url=api_url, timeout=30) as client:
         response = client.post(f"/{what}/filter", json={"sort": sort, "limit": 50, "offset": 0})
         return response.raise_for_status().json()
+
+
+def test_plan_json_is_one_object_on_stdout() -> None:
+    done = docrouter_cli("plan", SAMPLES, "--offline", "--json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert len(data["documents"]) == 19 and data["max_usd"] >= data["expected_usd"] > 0
