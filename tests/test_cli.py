@@ -119,7 +119,11 @@ RUN = ["run", SAMPLES, "--out", "{tmp}/o"]
         pytest.param([*RUN, "--prompt-file", "{tmp}/no.txt"], "--prompt-file", id="prompt"),
         pytest.param(RUN, "OPENROUTER_API_KEY", id="no-key-not-offline"),
         pytest.param(["report", "{tmp}/nothing-here"], "nothing-here", id="report-missing-dir"),
-        pytest.param(["ask", "{tmp}/nothing-here", "--doc", "a.pdf", "what?"], "a.pdf", id="ask-missing-dir"),
+        pytest.param(
+            ["ask", "{tmp}/nothing-here", "--doc", "a.pdf", "what?"],
+            "nothing-here is not a results folder",
+            id="ask-missing-dir",
+        ),
     ],
 )
 def test_a_bad_invocation_exits_non_zero_with_one_line_on_stderr(
