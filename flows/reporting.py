@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 from uuid import UUID
 
@@ -13,6 +17,7 @@ from prefect.artifacts import (
     aupdate_progress_artifact,
 )
 
+from docrouter.progress import Display, Progress
 from docrouter.runs import Selection, Session
 
 
@@ -41,6 +46,36 @@ def run_summary(session: Session, selection: Selection) -> dict[str, Any]:
         "price_notes": list(budget.notes),
         "url_fetches": dataclasses.asdict(session.fetcher.totals) if session.fetcher else None,
     }
+
+
+LOG_EVERY_S = 10.0
+
+
+@asynccontextmanager
+async def showing(progress: Progress, display: Display | None, logger: Any) -> AsyncIterator[None]:
+    """While the body runs: the display redrawn every second, the same line in the run's logs every 10 s;
+    after it, the final figures in both."""
+
+    async def tick() -> None:
+        last_log = progress.clock()
+        while True:
+            await asyncio.sleep(1.0)
+            if display is not None:
+                display.tick()
+            if progress.clock() - last_log >= LOG_EVERY_S:
+                last_log = progress.clock()
+                logger.info("progress: %s", progress.line())
+
+    ticker = asyncio.create_task(tick())
+    try:
+        yield
+    finally:
+        ticker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ticker
+        if display is not None:
+            display.close()
+        logger.info("progress: %s", progress.line())
 
 
 async def publish_progress(artifact_id: UUID | None, session: Session, percent: float) -> UUID | None:
