@@ -102,6 +102,24 @@ def _add_selection(p: argparse.ArgumentParser) -> None:
     p.add_argument("--refresh-models", action="store_true", help="re-read the model list, ignoring the cache")
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every flag's default in its help (unless the help already says it); examples kept as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, [], argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+EXAMPLES = {
+    "run": "examples:\n  docrouter run data/samples --out out --offline\n"
+    "  docrouter run ~/inbox --out ~/answers --budget 5 --prompt 'List every invoice number and total.'",
+    "plan": "examples:\n  docrouter plan ~/inbox --out ~/answers\n  docrouter plan ~/inbox --out ~/answers --json",
+    "report": "examples:\n  docrouter report ~/answers --failed\n  docrouter report ~/answers --json",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="docrouter", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--version", action="version", version=f"docrouter {__version__}")
@@ -110,9 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser(
         "run",
         help="answer every document and write Parquet results",
-        epilog="exit status: 0 finished (failed documents are rows); 1 stopped by a 401/402; 2 bad arguments, "
-        "unwritable DIR, or DIR (this shard) is being written by another run; 130 / 143 interrupted by Ctrl-C / "
-        "SIGTERM (answers in flight within 10 s are recorded; a second Ctrl-C aborts at once)",
+        formatter_class=HelpFormatter,
+        epilog=EXAMPLES["run"] + "\n\nexit status: 0 finished (failed documents are rows); 1 stopped by a 401/402;\n"
+        "2 bad arguments, unwritable DIR, or DIR (this shard) is being written by another run;\n"
+        "130 / 143 interrupted by Ctrl-C / SIGTERM (answers in flight within 10 s are recorded;\n"
+        "a second Ctrl-C aborts at once)",
     )
     _add_selection(run)
     run.add_argument("--out", required=True, metavar="DIR", help="output folder (results/, annotations/)")
@@ -142,7 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="fetched URL bytes kept under DIR/_urls once answered (default 2G; K, M, G suffixes)",
     )
 
-    plan = sub.add_parser("plan", help="per-file engine and estimated cost; no paid call")
+    plan = sub.add_parser(
+        "plan",
+        help="per-file engine and estimated cost; no paid call",
+        formatter_class=HelpFormatter,
+        epilog=EXAMPLES["plan"],
+    )
     _add_selection(plan)
     plan.add_argument(
         "--out",
@@ -152,7 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plan.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
 
-    report = sub.add_parser("report", help="totals by status, engine and model; money spent")
+    report = sub.add_parser(
+        "report",
+        help="totals by status, engine and model; money spent",
+        formatter_class=HelpFormatter,
+        epilog=EXAMPLES["report"],
+    )
     report.add_argument("dir", metavar="DIR")
     report.add_argument("--json", action="store_true", help="print one JSON object instead of the tables")
     report.add_argument("--failed", action="store_true", help="also list every failed file with its error")

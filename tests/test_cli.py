@@ -222,3 +222,11 @@ def test_plan_json_is_one_object_on_stdout() -> None:
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
     assert len(data["documents"]) == 19 and data["max_usd"] >= data["expected_usd"] > 0
+
+
+def test_command_help_shows_defaults_and_examples() -> None:
+    done = docrouter_cli("run", "--help")
+    assert done.returncode == 0
+    text = " ".join(done.stdout.split())
+    assert "(default: cloudflare-ai)" in text and "(default: 100)" in text and "(default 0.002)" in text
+    assert "examples: docrouter run data/samples --out out --offline" in text
