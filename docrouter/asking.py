@@ -26,6 +26,8 @@ from docrouter.store import read_annotations, read_results
 
 def find_document(out: Path, doc: str) -> dict[str, Any]:
     """The latest ok row whose path or doc_id (or a unique doc_id prefix) is `doc`."""
+    if not out.is_dir():
+        raise ConfigError(f"{out} is not a results folder: give the --out DIR of a run")
     results = read_results(out)
     ok = results[results["status"] == "ok"]
     match = ok[ok["path"].isin({doc, escape_name(doc)}) | (ok["doc_id"] == doc)]  # as stored, or as on disk

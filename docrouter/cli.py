@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -109,6 +110,24 @@ def _add_selection(p: argparse.ArgumentParser) -> None:
     p.add_argument("--refresh-models", action="store_true", help="re-read the model list, ignoring the cache")
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every flag's default in its help (unless the help already says it); examples kept as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, [], argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+EXAMPLES = {
+    "run": "examples:\n  docrouter run data/samples --out out --offline\n"
+    "  docrouter run ~/inbox --out ~/answers --budget 5 --prompt 'List every invoice number and total.'",
+    "plan": "examples:\n  docrouter plan ~/inbox --out ~/answers\n  docrouter plan ~/inbox --out ~/answers --json",
+    "report": "examples:\n  docrouter report ~/answers --failed\n  docrouter report ~/answers --json",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="docrouter", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--version", action="version", version=f"docrouter {__version__}")
@@ -117,9 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser(
         "run",
         help="answer every document and write Parquet results",
-        epilog="exit status: 0 finished (failed documents are rows); 1 stopped by a 401/402; 2 bad arguments, "
-        "unwritable DIR, or DIR (this shard) is being written by another run; 130 / 143 interrupted by Ctrl-C / "
-        "SIGTERM (answers in flight within 10 s are recorded; a second Ctrl-C aborts at once)",
+        formatter_class=HelpFormatter,
+        epilog=EXAMPLES["run"] + "\n\nexit status: 0 finished (failed documents are rows); 1 stopped by a 401/402;\n"
+        "2 bad arguments, unwritable DIR, or DIR (this shard) is being written by another run;\n"
+        "130 / 143 interrupted by Ctrl-C / SIGTERM (answers in flight within 10 s are recorded;\n"
+        "a second Ctrl-C aborts at once)",
     )
     _add_selection(run)
     run.add_argument("--out", required=True, metavar="DIR", help="output folder (results/, annotations/)")
@@ -149,12 +170,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="fetched URL bytes kept under DIR/_urls once answered (default 2G; K, M, G suffixes)",
     )
 
-    plan = sub.add_parser("plan", help="per-file engine and estimated cost; no paid call")
+    plan = sub.add_parser(
+        "plan",
+        help="per-file engine and estimated cost; no paid call",
+        formatter_class=HelpFormatter,
+        epilog=EXAMPLES["plan"],
+    )
     _add_selection(plan)
-    plan.add_argument("--out", metavar="DIR", help="also write the plan as Parquet under DIR")
+    plan.add_argument(
+        "--out",
+        metavar="DIR",
+        help="the run's output folder: skip what it already answered, reuse its stored parses; the plan is "
+        "written there as plan.parquet",
+    )
+    plan.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
 
-    report = sub.add_parser("report", help="totals by status, engine and model; money spent")
+    report = sub.add_parser(
+        "report",
+        help="totals by status, engine and model; money spent",
+        formatter_class=HelpFormatter,
+        epilog=EXAMPLES["report"],
+    )
     report.add_argument("dir", metavar="DIR")
+    report.add_argument("--json", action="store_true", help="print one JSON object instead of the tables")
+    report.add_argument("--failed", action="store_true", help="also list every failed file with its error")
 
     ask = sub.add_parser("ask", help="a follow-up question about one document, reusing its stored parse")
     ask.add_argument("dir", metavar="DIR")
@@ -175,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _prompt(args: argparse.Namespace) -> str:
     if args.prompt_file:
         return read_prompt_file(args.prompt_file)
-    return args.prompt or DEFAULT_PROMPT
+    return DEFAULT_PROMPT if args.prompt is None else args.prompt  # --prompt "" is an error, not the default
 
 
 def run_config(args: argparse.Namespace) -> RunConfig:
@@ -210,10 +249,12 @@ def run_config(args: argparse.Namespace) -> RunConfig:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from docrouter import lease, stopping
+    from docrouter.planning import checked_model
     from docrouter.runs import check_run
 
     config = run_config(args)
     check_run(config, key_block=args.key_block)  # here, a one-line error; inside the flow, a Prefect traceback
+    checked_model(config)  # an unknown model or an impossible --engine: before Prefect's start-up, not after
     _quiet_prefect_server()
     sources, stashed = stash_command_line_urls(config.sources)  # no signed URL in the flow's parameters
     if stashed is not None:
@@ -301,13 +342,17 @@ def render_summary(summary: dict[str, Any]) -> str:
 def cmd_plan(args: argparse.Namespace) -> int:
     from docrouter.planning import plan_command
 
-    return plan_command(run_config(args), out=args.out)
+    return plan_command(run_config(args), out=args.out, as_json=args.json)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from docrouter.report import build_report, render_report
+    from docrouter.report import build_report, render_report, report_json
 
-    print(render_report(build_report(Path(args.dir))))
+    report = build_report(Path(args.dir))
+    if args.json:
+        print(json.dumps(report_json(report, failed=args.failed)))
+    else:
+        print(render_report(report, failed=args.failed))
     return 0
 
 

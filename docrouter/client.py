@@ -135,12 +135,17 @@ def error_from_body(body_error: dict[str, Any], status: int, headers: httpx.Head
 # What a person can do about a run-fatal answer (the API's own words are kept in parentheses).
 _ADVICE: dict[type[errors.DocrouterError], str] = {
     errors.AuthError: "OpenRouter rejected the API key; check OPENROUTER_API_KEY or the Secret block",
-    errors.CreditsError: "the OpenRouter account is out of credits; add credits or lower --budget, then rerun",
+    errors.CreditsError: "the OpenRouter account is out of credits; add credits, then rerun",
 }
+# A 402 that names max_tokens ("... or fewer max_tokens"): the credits left cannot cover one answer at the
+# requested length, so a lower --max-tokens may go through without adding credits.
+_MAX_TOKENS_ADVICE = "the credits left cannot cover an answer of --max-tokens; lower --max-tokens or add credits"
 
 
 def _what_to_do(kind: type[errors.DocrouterError], message: str, status: int) -> str:
     advice = _ADVICE.get(kind)
+    if kind is errors.CreditsError and "max_tokens" in message:
+        advice = _MAX_TOKENS_ADVICE
     return f"{advice} (HTTP {status}: {message})" if advice else message
 
 

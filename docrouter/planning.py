@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -23,9 +23,9 @@ from docrouter.config import RunConfig, cache_dir, resolve_api_key, resolve_base
 from docrouter.documents import SKIPPED_ERRORS, Document, skip_reason
 from docrouter.errors import ConfigError
 from docrouter.inspection import Inspection
-from docrouter.payloads import PARSING_ENGINES
-from docrouter.pricing import PriceBook, estimate, priced_model
-from docrouter.routing import Route, check_forced_engine, choose_engine, usd
+from docrouter.pricing import MaxPrice, PriceBook, priced_model
+from docrouter.routing import Route, Router, check_forced_engine, usd
+from docrouter.store import read_history
 
 PLAN_FILE = "plan.parquet"
 
@@ -53,6 +53,7 @@ class PlanRow:
     completion_tokens: int
     parse_fee_usd: float
     duplicate_of: str | None = None  # the path of the same bytes, priced there
+    settled: str | None = None  # "already_done" / "known_failures": an earlier run settled it, not sent
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class Plan:
     model: str
     default_engine: str  # what OpenRouter picks for PDFs when none is given
     rows: tuple[PlanRow, ...]
+    answer_tokens: int = 0  # the expected answer length every estimate assumes
 
     @property
     def routed_usd(self) -> float:
@@ -88,22 +90,14 @@ class Plan:
         return self.always_ocr_usd - self.routed_usd
 
     def count(self, what: str) -> int:
-        """Rows that are 'sent', 'copies' or 'unsent'."""
+        """Rows that are 'sent', 'copies', 'settled' (by an earlier run) or 'unsent'."""
         tests = {
             "sent": lambda r: r.engine is not None and r.duplicate_of is None,
             "copies": lambda r: r.duplicate_of is not None,
-            "unsent": lambda r: r.engine is None and r.duplicate_of is None,
+            "settled": lambda r: r.settled is not None,
+            "unsent": lambda r: r.engine is None and r.duplicate_of is None and r.settled is None,
         }
         return sum(1 for r in self.rows if tests[what](r))
-
-
-@dataclass(frozen=True)
-class _Pricing:
-    model: ModelInfo
-    prices: PriceBook
-    forced: str | None
-    prompt_chars: int
-    max_tokens: int
 
 
 def default_engine(model: ModelInfo) -> str:
@@ -120,57 +114,69 @@ def build_plan(
     prompt_chars: int,
     max_tokens: int,
     annotated_doc_ids: frozenset[str] = frozenset(),
+    answer_tokens: int | None = None,
 ) -> Plan:
     """Route and price every document (no request); the same bytes twice are priced once."""
-    pricing = _Pricing(model, prices, None if forced == "auto" else forced, prompt_chars, max_tokens)
+    router = Router(
+        model,
+        prices,
+        None if forced == "auto" else forced,
+        prompt_chars,
+        max_tokens,
+        max_tokens if answer_tokens is None else answer_tokens,
+        annotated_doc_ids,
+    )
+    return plan_from(pairs, router)
+
+
+def plan_from(
+    pairs: Iterable[tuple[Document, Inspection | None]],
+    router: Router,
+    *,
+    settled: Sequence[tuple[Document, str]] = (),
+    earlier: Mapping[str, tuple[str, str | None]] | None = None,
+) -> Plan:
+    """The plan with the run's own Router: uninspected supported documents whose content an earlier run
+    answered (`earlier`: doc_id -> (path, engine)) are copies at $0, `settled` ones are left alone."""
     rows: list[PlanRow] = []
     first: dict[str, PlanRow] = {}
     for doc, inspection in pairs:
         original = first.get(doc.doc_id) if doc.kind is not None else None
+        answered = (earlier or {}).get(doc.doc_id) if doc.kind is not None and inspection is None else None
         if original is not None:
             rows.append(_copy(original, doc))
             continue
-        row = plan_row(doc, inspection, pricing, doc.doc_id in annotated_doc_ids)
+        if answered is not None:
+            rows.append(_earlier_copy(doc, *answered))
+            continue
+        row = plan_row(doc, inspection, router)
         if doc.kind is not None:
             first[doc.doc_id] = row
         rows.append(row)
-    return Plan(model=model.id, default_engine=default_engine(model), rows=tuple(rows))
+    rows += [_settled_row(doc, why) for doc, why in settled]
+    model = router.model
+    return Plan(
+        model=model.id, default_engine=default_engine(model), rows=tuple(rows), answer_tokens=router.answer_tokens
+    )
 
 
-def plan_row(doc: Document, inspection: Inspection | None, pricing: _Pricing, annotated: bool) -> PlanRow:
+def plan_row(doc: Document, inspection: Inspection | None, router: Router) -> PlanRow:
     """One document's row: its route and what the three rules would cost."""
-    if doc.kind is None or inspection is None:
+    route = router.route(doc, inspection)
+    if doc.kind is None or inspection is None or route is None:
         error, why = skip_reason(doc)
         outcome = "skipped" if error in SKIPPED_ERRORS else "failed"
         return _row(doc, None, Route(None, f"{outcome} ({error})", None, error, why))
-    route = choose_engine(
-        inspection,
-        pricing.model,
-        pricing.prices,
-        forced=pricing.forced if inspection.kind == "pdf" else None,
-        prompt_chars=pricing.prompt_chars,
-        max_tokens=pricing.max_tokens,
-        has_annotations=annotated,
-    )
     if route.engine is None or route.estimate is None:
         return _row(doc, inspection, route)
     if inspection.kind == "image":
         same = route.estimate.expected_usd
         return _row(doc, inspection, route, default=same, ocr=same)
-    default = _baseline(default_engine(pricing.model), inspection, pricing, annotated)
-    return _row(doc, inspection, route, default=default, ocr=_baseline("mistral-ocr", inspection, pricing, annotated))
-
-
-def _baseline(engine: str, inspection: Inspection, pricing: _Pricing, annotated: bool) -> float:
-    return estimate(
-        engine,
-        inspection,
-        pricing.model,
-        pricing.prices,
-        prompt_chars=pricing.prompt_chars,
-        max_tokens=pricing.max_tokens,
-        reuse_annotations=annotated and engine in PARSING_ENGINES,
-    ).expected_usd
+    annotated = doc.doc_id in router.annotated
+    default = router.cost(default_engine(router.model), inspection, annotated).expected_usd
+    return _row(
+        doc, inspection, route, default=default, ocr=router.cost("mistral-ocr", inspection, annotated).expected_usd
+    )
 
 
 def _row(
@@ -197,6 +203,22 @@ def _row(
         completion_tokens=cost.completion_tokens if cost else 0,
         parse_fee_usd=cost.parse_fee_usd if cost else 0.0,
     )
+
+
+def _earlier_copy(doc: Document, path: str, engine: str | None) -> PlanRow:
+    """A new path of content an earlier run answered: its own row, the stored answer, $0."""
+    reason = f"same bytes as {path}, answered by an earlier run: copied at $0"
+    row = _row(doc, None, Route(None, reason, None))
+    return replace(row, engine=engine, duplicate_of=path)
+
+
+def _settled_row(doc: Document, why: str) -> PlanRow:
+    """A document an earlier run settled: answered already, or a terminal failure left alone."""
+    reason = {
+        "already_done": "already answered in DIR: not sent",
+        "known_failures": "known failure, unchanged: not sent (--retry-failed tries it again)",
+    }[why]
+    return replace(_row(doc, None, Route(None, reason, None)), settled=why)
 
 
 def _copy(original: PlanRow, doc: Document) -> PlanRow:
@@ -240,6 +262,7 @@ PLAN_SCHEMA = pa.schema(
         ("completion_tokens", pa.int64()),
         ("parse_fee_usd", pa.float64()),
         ("duplicate_of", pa.string()),
+        ("settled", pa.string()),
         ("model", pa.string()),
     ]
 )
@@ -248,12 +271,13 @@ PLAN_SCHEMA = pa.schema(
 def render_plan(plan: Plan) -> str:
     """A fixed-width table, one line per document, then the totals beside the two naive rules."""
     width = min(PATH_WIDTH, max([4, *(len(r.path) for r in plan.rows)]))
-    lines = [f"{'PATH':<{width}}  {'PAGES':>5}  {'ENGINE':<11}  {'EST $':>9}  REASON"]
+    lines = [f"{'PATH':<{width}}  {'PAGES':>5}  {'ENGINE':<11}  {'EXPECTED':>9}  {'AT MOST':>9}  REASON"]
     for r in plan.rows:
         pages = "-" if r.pages is None else str(r.pages)
-        cost = usd(r.est_cost_usd) if r.engine else "-"
+        cost, most = (usd(r.est_cost_usd), usd(r.max_cost_usd)) if r.engine else ("-", "-")
         reason = f"{r.engine_reason}: {r.error_message}" if r.error_message else r.engine_reason
-        lines.append(f"{shorten(r.path, width):<{width}}  {pages:>5}  {r.engine or '-':<11}  {cost:>9}  {reason}")
+        path = shorten(r.path, width)
+        lines.append(f"{path:<{width}}  {pages:>5}  {r.engine or '-':<11}  {cost:>9}  {most:>9}  {reason}")
     return "\n".join([*lines, "", *totals_lines(plan)])
 
 
@@ -274,8 +298,10 @@ def totals_lines(plan: Plan) -> list[str]:
     vs_ocr = _saving(plan.savings_vs_ocr_usd, plan.always_ocr_usd)
     return [
         f"{len(plan.rows)} files: {plan.count('sent')} to send ({by_engine}), "
-        f"{plan.count('copies')} same-bytes copies, {plan.count('unsent')} not sent; model {plan.model}",
-        f"{'docrouter routing:':<32}{usd(plan.routed_usd):>10}  (at most {usd(plan.routed_max_usd)})",
+        f"{plan.count('copies')} same-bytes copies, {plan.count('settled')} settled by earlier runs, "
+        f"{plan.count('unsent')} not sent; model {plan.model}",
+        f"token counts are estimated; answers expected at ~{plan.answer_tokens} tokens each",
+        f"{'docrouter routing:':<32}{usd(plan.routed_usd):>10}  expected (at most {usd(plan.routed_max_usd)})",
         f"{default:<32}{usd(plan.default_usd):>10}  {vs_default}",
         f"{'always mistral-ocr:':<32}{usd(plan.always_ocr_usd):>10}  {vs_ocr}",
     ]
@@ -297,6 +323,8 @@ def plan_totals(plan: Plan) -> dict[str, float | int | str]:
         "sent": plan.count("sent"),
         "copies": plan.count("copies"),
         "unsent": plan.count("unsent"),
+        "settled": plan.count("settled"),
+        "answer_tokens": plan.answer_tokens,
         "routed_usd": plan.routed_usd,
         "routed_max_usd": plan.routed_max_usd,
         "default_usd": plan.default_usd,
@@ -326,31 +354,62 @@ def write_plan(plan: Plan, out_dir: Path) -> Path:
     return target
 
 
-def plan_command(config: RunConfig, *, out: str | None = None) -> int:
-    """`docrouter plan`: discover, inspect, route and price every document; print it; no paid call."""
-    from docrouter.runs import discover, inspect, named_files, planned_urls  # the run's stages: plan and run agree
+def plan_command(config: RunConfig, *, out: str | None = None, as_json: bool = False) -> int:
+    """`docrouter plan`: the run's own selection, inspection, routing and estimates, printed; no paid call."""
+    from docrouter.runs import planned_urls
 
-    model, ceiling = priced_model(plan_catalogue(config).get(config.model), config)  # as the run prices it
-    forced = None if config.engine == "auto" else config.engine
-    check_forced_engine(forced, model)
     with planned_urls(config) as (fetched, totals):
-        plan = build_plan(
-            inspect(discover(config) + fetched, named=named_files(config.sources)),
-            model,
-            PriceBook(ocr_fee_per_page=config.ocr_fee_per_page, ceiling=ceiling),
-            forced=forced,
-            prompt_chars=config.instruction_chars,
-            max_tokens=config.max_tokens,
-        )
-    print(render_plan(plan))
-    if fetched:
+        plan = make_plan(config, fetched)
+    if as_json:
+        print(json.dumps(plan_json(plan)))
+    else:
+        print(render_plan(plan))
+    if fetched and not as_json:
         print(
             f"URLs: {len(fetched)}; fetched {totals.fetched} ({totals.fetched_bytes:,} bytes), "
             f"{totals.not_modified} unchanged since the last fetch, {totals.failed} failed"
         )
     if out:
-        print(f"plan written to {write_plan(plan, Path(out))}")
+        written = write_plan(plan, Path(out))
+        if not as_json:
+            print(f"plan written to {written}")
     return 0
+
+
+def make_plan(config: RunConfig, fetched: Sequence[Document] = ()) -> Plan:
+    """Discover (plus `fetched` URL documents), select against DIR's history (config.out), inspect what a run
+    would send, route and price."""
+    from docrouter.runs import discover, inspect, make_router, named_files, select_from  # the run's own stages
+
+    model, ceiling = checked_model(config)
+    history = read_history(config.out, config.model, config.prompt_sha256)
+    documents = [*discover(config), *fetched]
+    selection = select_from(documents, history, config)
+    fresh = inspect(selection.fresh, named=named_files(config.sources))
+    inspected = {id(doc): (doc, inspection) for doc, inspection in fresh}
+    wanted = {id(d) for d in selection.copies}
+    pairs = [inspected.get(id(d), (d, None)) for d in documents if id(d) in inspected or id(d) in wanted]
+    prices = PriceBook(ocr_fee_per_page=config.ocr_fee_per_page, ceiling=ceiling)  # as the run prices
+    router = make_router(config, model, prices, history)
+    return plan_from(pairs, router, settled=selection.settled, earlier=history.answers)
+
+
+def plan_json(plan: Plan) -> dict[str, object]:
+    """The plan as one JSON object: the two totals and every document's route and two figures."""
+    keys = ("path", "doc_id", "engine", "engine_reason", "pages")
+    documents = [
+        {**{k: getattr(r, k) for k in keys}, "est_usd": r.est_cost_usd, "max_usd": r.max_cost_usd} for r in plan.rows
+    ]
+    totals = plan_totals(plan)
+    return {"expected_usd": plan.routed_usd, "max_usd": plan.routed_max_usd, **totals, "documents": documents}
+
+
+def checked_model(config: RunConfig) -> tuple[ModelInfo, MaxPrice]:
+    """The model as the run prices it and its max price; ConfigError ("did you mean ...") for an unknown model,
+    an engine it cannot use or a price it cannot bound. `run` calls this before Prefect starts (one line)."""
+    model, ceiling = priced_model(plan_catalogue(config).get(config.model), config)
+    check_forced_engine(None if config.engine == "auto" else config.engine, model)
+    return model, ceiling
 
 
 def plan_catalogue(config: RunConfig) -> Catalogue:

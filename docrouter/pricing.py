@@ -134,8 +134,8 @@ class PriceBook:
 class Estimate:
     """The cost of one request: expected, and an upper bound of what the API can bill."""
 
-    prompt_tokens: int  # expected input tokens
-    completion_tokens: int  # the answer, counted at max_tokens
+    prompt_tokens: int  # expected input tokens (estimated: characters / 4, pages by family)
+    completion_tokens: int  # the expected answer (history or the prior); max_usd counts max_tokens
     parse_fee_usd: float
     expected_usd: float
     max_usd: float
@@ -153,8 +153,10 @@ def estimate(
     max_tokens: int,
     text_chars: int | None = None,
     reuse_annotations: bool = False,
+    answer_tokens: int | None = None,
 ) -> Estimate:
-    """The cost of sending `inspection`'s document with `engine` (text_chars given: counted exactly)."""
+    """The cost of sending `inspection`'s document with `engine`: expected with an answer of `answer_tokens`
+    (default max_tokens), at most with max_tokens."""
     typical, upper = document_tokens(engine, inspection, model, prices, text_chars)
     instruction = prices.tokens(prompt_chars)
     prompt = instruction + prices.framing_tokens + typical
@@ -164,11 +166,12 @@ def estimate(
     if engine == IMAGE_ENGINE:
         fixed += model.image_price
     bound = token_bound(engine, model, prices.ceiling, prompt_max, max_tokens, fee)
+    answer = max_tokens if answer_tokens is None else min(answer_tokens, max_tokens)
     return Estimate(
         prompt_tokens=prompt,
-        completion_tokens=max_tokens,
+        completion_tokens=answer,
         parse_fee_usd=fee,
-        expected_usd=prompt * model.prompt_price + fixed,
+        expected_usd=prompt * model.prompt_price + fixed - (max_tokens - answer) * model.completion_price,
         max_usd=bound.tokens_usd + bound.fee_usd,
         max_prompt_tokens=prompt_max,
         bound=bound,

@@ -6,9 +6,11 @@ answered by a later run counts once, as ok; money and tokens count every row, be
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas
 
@@ -49,6 +51,16 @@ class Failure:
 
 
 @dataclass(frozen=True)
+class FailedFile:
+    """One document whose latest row is failed or over budget."""
+
+    path: str
+    status: str
+    error_type: str
+    error_message: str
+
+
+@dataclass(frozen=True)
 class RunLine:
     """One run found in the dataset."""
 
@@ -79,6 +91,8 @@ class Report:
     failures: tuple[Failure, ...]
     runs: tuple[RunLine, ...]
     extractions: dict[str, int]  # latest rows checked against a --schema: valid / repaired / invalid
+    failed_files: tuple[FailedFile, ...] = ()
+    estimate_accuracy: dict[str, float] = field(default_factory=dict)  # engine -> billed / expected, sent rows
 
 
 def build_report(out_dir: Path) -> Report:
@@ -112,7 +126,29 @@ def build_report(out_dir: Path) -> Report:
         failures=_failures(latest),
         runs=_runs(rows),
         extractions={k: int(n) for k, n in latest["extraction"].value_counts().items()},
+        failed_files=_failed_files(latest),
+        estimate_accuracy=_accuracy(sent),
     )
+
+
+def _failed_files(latest: pandas.DataFrame) -> tuple[FailedFile, ...]:
+    """Every document whose latest row failed or went over budget, by path."""
+    bad = latest[latest["status"].isin(["failed", "over_budget"])].sort_values("path", kind="stable")
+    return tuple(
+        FailedFile(str(r.path), str(r.status), _text(r.error_type, "-"), _text(r.error_message, "(no message)"))
+        for r in bad.itertuples()
+    )
+
+
+def _text(value: object, missing: str) -> str:
+    return str(value) if pandas.notna(value) else missing
+
+
+def _accuracy(sent: pandas.DataFrame) -> dict[str, float]:
+    """Billed / expected per engine over the latest rows that were sent (1.0: the estimate was right)."""
+    routed = sent[sent["engine"].notna()]
+    sums = routed.groupby("engine")[["cost_usd", "est_cost_usd"]].sum()
+    return {str(e): float(r.cost_usd / r.est_cost_usd) for e, r in sums.iterrows() if r.est_cost_usd > 0}
 
 
 def _tallies(latest: pandas.DataFrame, column: str) -> tuple[Tally, ...]:
@@ -163,8 +199,8 @@ def _minute(stamp: pandas.Timestamp) -> str:
     return stamp.strftime("%Y-%m-%d %H:%M")
 
 
-def render_report(report: Report) -> str:
-    """The report as fixed-width text for a terminal."""
+def render_report(report: Report, *, failed: bool = False) -> str:
+    """The report as fixed-width text for a terminal (with `failed`, every failed file too)."""
     present = [s for s in STATUSES if any(t.name == s for t in report.by_status)]
     sections = [
         _headline(report),
@@ -177,8 +213,39 @@ def render_report(report: Report) -> str:
         sections.append(_validity(report.extractions))
     if report.failures:
         sections.append(_failure_table(report.failures))
+    if failed:
+        sections.append(_failed_table(report.failed_files))
     sections.append(_run_table(report.runs))
     return "\n\n".join(sections)
+
+
+def _failed_table(files: Sequence[FailedFile]) -> str:
+    if not files:
+        return "no failed files"
+    body = [[f.path, f.status, f.error_type, _clip(f.error_message, 100)] for f in files]
+    return _table(["failed file", "status", "error_type", "message"], body, left=(0, 1, 2, 3))
+
+
+def report_json(report: Report, *, failed: bool = False) -> dict[str, Any]:
+    """The report as one JSON object (`docrouter report --json`)."""
+    data: dict[str, Any] = {
+        "out": report.out_dir,
+        "documents": report.documents,
+        "rows": report.rows,
+        "cost_usd": report.spent_usd,
+        "by_status": {t.name: t.documents for t in report.by_status},
+        "by_engine": {t.name: _tally_json(t) for t in report.by_engine},
+        "by_error_type": {f.error_type: f.count for f in report.failures},
+        "estimate_accuracy": report.estimate_accuracy,
+    }
+    if failed:
+        data["failed"] = [dataclasses.asdict(f) for f in report.failed_files]
+    return data
+
+
+def _tally_json(tally: Tally) -> dict[str, Any]:
+    keys = ("documents", "by_status", "cost_usd", "est_cost_usd", "prompt_tokens", "completion_tokens")
+    return {k: getattr(tally, k) for k in keys}
 
 
 def _headline(report: Report) -> str:
@@ -193,7 +260,7 @@ def _headline(report: Report) -> str:
 
 def _tally_table(title: str, tallies: Sequence[Tally], statuses: Sequence[str]) -> str:
     """One line per tally, with a count column for each status in `statuses`."""
-    headers = [title, "docs", *statuses, "spent $", "est $", "tokens in", "tokens out"]
+    headers = [title, "docs", *statuses, "spent $", "expected $", "tokens in", "tokens out"]
     body = [
         [
             t.name,
@@ -215,7 +282,9 @@ def _money(report: Report) -> str:
         lines[0] += f" (${report.superseded_spent_usd:.4f} of it on superseded rows)"
     if report.sent_est_usd > 0:
         share = f" ({report.sent_cost_usd / report.sent_est_usd:.0%} of the estimate)"
-        lines.append(f"estimated ${report.sent_est_usd:.4f}, actual ${report.sent_cost_usd:.4f}{share}")
+        lines.append(f"expected ${report.sent_est_usd:.4f}, billed ${report.sent_cost_usd:.4f}{share}")
+        ratios = ", ".join(f"{e} {r:.2f}" for e, r in sorted(report.estimate_accuracy.items()))
+        lines.append(f"billed / expected by engine: {ratios}")
     lines.append(f"tokens in all rows: {_count(report.prompt_tokens)} in, {_count(report.completion_tokens)} out")
     return "\n".join(lines)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from docrouter.catalogue import ModelInfo
+from docrouter.documents import Document
 from docrouter.errors import ConfigError
 from docrouter.inspection import Inspection
 from docrouter.payloads import PARSING_ENGINES  # engines that return a reusable parse (annotations)
@@ -41,6 +42,7 @@ class Costing:
     prompt_chars: int
     max_tokens: int
     has_annotations: bool = False
+    answer_tokens: int | None = None
 
     def of(self, engine: str, inspection: Inspection, model: ModelInfo) -> Estimate:
         reuse = self.has_annotations and engine in PARSING_ENGINES
@@ -52,6 +54,7 @@ class Costing:
             prompt_chars=self.prompt_chars,
             max_tokens=self.max_tokens,
             reuse_annotations=reuse,
+            answer_tokens=self.answer_tokens,
         )
 
 
@@ -77,9 +80,10 @@ def choose_engine(
     prompt_chars: int,
     max_tokens: int,
     has_annotations: bool = False,
+    answer_tokens: int | None = None,
 ) -> Route:
     """The engine for one document, its estimate and a one-line reason; an error route when none fits."""
-    costing = Costing(prices, prompt_chars, max_tokens, has_annotations)
+    costing = Costing(prices, prompt_chars, max_tokens, has_annotations, answer_tokens)
     if not inspection.ok:
         reason = f"not sent: inspection failed ({inspection.error_type})"
         return Route(None, reason, None, inspection.error_type, inspection.error_message)
@@ -139,8 +143,7 @@ def compare(priced: list[tuple[str, Estimate]]) -> str:
 
 
 def label(engine: str, cost: Estimate) -> str:
-    note = " (exact tokens)" if engine == "local-text" else ""
-    return f"{engine} {usd(cost.expected_usd)}{note}"
+    return f"{engine} {usd(cost.expected_usd)}"
 
 
 def usd(amount: float) -> str:
@@ -176,4 +179,39 @@ def route_image(inspection: Inspection, model: ModelInfo, costing: Costing) -> R
         message = f"model {model.id} does not take images; choose a model with image input"
         return Route(None, f"{size}; not sent", None, "unsupported", message)
     chosen = costing.of(IMAGE_ENGINE, inspection, model)
-    return Route(IMAGE_ENGINE, f"{size}; {chosen.prompt_tokens} tokens, {usd(chosen.expected_usd)}", chosen)
+    return Route(
+        IMAGE_ENGINE, f"{size}; ~{chosen.prompt_tokens} tokens (estimated), {usd(chosen.expected_usd)}", chosen
+    )
+
+
+@dataclass(frozen=True)
+class Router:
+    """Everything a routing decision needs besides the document, fixed for a whole plan or run."""
+
+    model: ModelInfo
+    prices: PriceBook
+    forced: str | None  # --engine, None for auto
+    prompt_chars: int
+    max_tokens: int
+    answer_tokens: int  # the expected answer length (history, else the prior)
+    annotated: frozenset[str] = frozenset()  # doc_ids with a stored parse: no OCR fee
+
+    def route(self, doc: Document, inspection: Inspection | None) -> Route | None:
+        """The document's route; None when it was not inspected (unsupported or unreadable file)."""
+        if inspection is None:
+            return None
+        return choose_engine(
+            inspection,
+            self.model,
+            self.prices,
+            forced=self.forced if doc.kind == "pdf" else None,
+            prompt_chars=self.prompt_chars,
+            max_tokens=self.max_tokens,
+            has_annotations=doc.doc_id in self.annotated,
+            answer_tokens=self.answer_tokens,
+        )
+
+    def cost(self, engine: str, inspection: Inspection, annotated: bool) -> Estimate:
+        """What `engine` would cost for this document (the baselines beside the routed cost)."""
+        costing = Costing(self.prices, self.prompt_chars, self.max_tokens, annotated, self.answer_tokens)
+        return costing.of(engine, inspection, self.model)

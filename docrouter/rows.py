@@ -162,10 +162,11 @@ def as_message_annotation(annotation: Annotation) -> dict[str, Any]:
     return {"type": "file", "file": {"hash": annotation.file_hash, "name": annotation.name, "content": parts}}
 
 
-def copy_row(original: Result, document: Document) -> Result:
-    """The row for another path with the same bytes: same answer, not paid again."""
+def copy_row(original: Result, document: Document, run_id: str) -> Result:
+    """The row for another path with the same bytes, in run `run_id`: same answer, not paid again."""
     return dataclasses.replace(
         original,
+        run_id=run_id,
         path=document.rel_path,
         source_root=document.source_root,
         source_url=redact(document.remote.url) if document.remote else None,

@@ -20,8 +20,9 @@ from pathlib import Path
 import httpx
 
 from docrouter import errors, lease, stopping
+from docrouter.answers import AnswerLength, expected_answer, read_user_history, remember_answers
 from docrouter.budget import Budget
-from docrouter.catalogue import Catalogue, cache_name, load_catalogue
+from docrouter.catalogue import Catalogue, ModelInfo, cache_name, load_catalogue
 from docrouter.client import OpenRouterClient, models_fetcher
 from docrouter.config import RunConfig, cache_dir, resolve_api_key, resolve_base_url
 from docrouter.dispatch import Dispatcher
@@ -47,9 +48,9 @@ from docrouter.pricing import PriceBook, priced_model
 from docrouter.progress import Progress
 from docrouter.reading import still_discovered
 from docrouter.results import Extraction, Result
-from docrouter.routing import Route, check_forced_engine, choose_engine
+from docrouter.routing import Router, check_forced_engine
 from docrouter.rows import Job, RunColumns, copy_row, unsent_row
-from docrouter.store import GroupCommit, Key, Store, terminal_failures
+from docrouter.store import GroupCommit, History, Key, Store, read_history
 from docrouter.urls import check_url_lists, is_url, url_sources
 
 
@@ -65,6 +66,8 @@ class Session:
     progress: Progress
     base_url: str
     emulator_url: str | None = None
+    history: History = field(default_factory=History)  # DIR as the run found it: its decisions rest on this
+    router: Router | None = None  # fixed at the start, so every estimate is what `plan` said
     copy_sources: dict[str, Result] = field(default_factory=dict)  # doc_id -> row, for in-run copies
     inspector: WorkerPool[Document, Inspection] | None = None  # one set of inspection workers for the run
     fetcher: Fetcher | None = None  # URL sources, fetched over the run's client into DIR/_urls
@@ -72,6 +75,7 @@ class Session:
     # call with the same jobs) skips them, so nothing is sent twice even when a first attempt died midway.
     claimed: set[tuple[str, str]] = field(default_factory=set)
     pdf_log: PdfLog | None = None  # what the PDF libraries said about each file: DIR/logs/<run_id>.log
+    paid_answers: list[int] = field(default_factory=list)  # completion tokens of this run's paid ok answers
     recorder: GroupCommit = field(init=False)
     unrecorded: asyncio.Semaphore = field(init=False)
 
@@ -92,9 +96,10 @@ class Selection:
     """Which discovered documents to process, which are copies, and how many are already done."""
 
     fresh: list[Document]
-    copies: list[Document]
+    copies: list[Document]  # another path of content answered in this run or an earlier one: a row at cost 0
     already_done: int
     known_failures: int = 0  # unchanged documents whose last row is a terminal failure: not processed again
+    settled: tuple[tuple[Document, str], ...] = ()  # (document, "already_done" / "known_failures"), for plan
 
 
 def new_run_id() -> str:
@@ -129,6 +134,7 @@ async def open_session(
         text_workers = stack.enter_context(TextWorkers(limits, log=pdf_log))
         # Durability comes from the fsynced journal; the flush interval only sets how many Parquet parts appear.
         store = stack.enter_context(Store(Path(config.out), run_id, flush_seconds=30.0, extraction=config.extraction))
+        history = read_history(store.out_dir, config.model, config.prompt_sha256)
         http = await stack.enter_async_context(_http_client(config.concurrency))
         client = OpenRouterClient(
             http, base_url=base_url, api_key=key, referer=config.referer, title=config.title, price_capped=True
@@ -169,6 +175,8 @@ async def open_session(
         )
         yield Session(
             config=config,
+            history=history,
+            router=make_router(config, model, jobs.prices, history),
             inspector=inspector,
             pdf_log=pdf_log,
             fetcher=fetcher,
@@ -296,34 +304,70 @@ def evict_urls(session: Session) -> int:
 
 def known_failures(session: Session) -> set[Key]:
     """Keys a rerun leaves alone because their last row is a terminal failure (none with --retry-failed)."""
-    if session.config.retry_failed or session.config.reprocess:
-        return set()
-    return terminal_failures(session.store.out_dir)
+    return failures_kept(session.history, session.config)
+
+
+def failures_kept(history: History, config: RunConfig) -> set[Key]:
+    """The history's terminal failures a run leaves alone (none with --retry-failed or --reprocess)."""
+    return set() if config.retry_failed or config.reprocess else set(history.failed)
+
+
+def select_from(documents: Iterable[Document], history: History, config: RunConfig) -> Selection:
+    """`select` against what DIR held at the start (plan and run call this one function)."""
+    return select(documents, set(history.done), config, failures_kept(history, config), history.answered)
 
 
 def select(
-    documents: Iterable[Document], done: set[Key], config: RunConfig, failed: set[Key] | None = None
+    documents: Iterable[Document],
+    done: set[Key],
+    config: RunConfig,
+    failed: set[Key] | None = None,
+    answered: frozenset[tuple[str, str]] | None = None,
 ) -> Selection:
     """Drop documents already answered for this (model, prompt), and those whose last row is a terminal failure
-    (`failed`); keep one path per content, the rest copies."""
+    (`failed`); keep one path per content, the rest copies. With `answered` (the paths that have an ok row), a
+    new path of content an earlier run answered is a copy: it gets its own row, at cost 0."""
     fresh: list[Document] = []
     copies: list[Document] = []
+    settled: list[tuple[Document, str]] = []
     seen: set[str] = set()
-    counts = {"already_done": 0, "known_failures": 0}
     for doc in documents:
         if not in_shard(doc, config.shard, config.shards):
             continue
         if doc.kind is not None and doc.doc_id in seen:
             copies.append(doc)
             continue
-        settled = _settled(doc, (doc.doc_id, config.model, config.prompt_sha256), done, failed or set(), config)
-        if settled:
-            counts[settled] += 1
+        why = _settled(doc, (doc.doc_id, config.model, config.prompt_sha256), done, failed or set(), config)
+        if why == "already_done" and answered is not None and (doc.source_root, doc.rel_path) not in answered:
+            copies.append(doc)
+            continue
+        if why:
+            settled.append((doc, why))
             continue
         if doc.kind is not None:
             seen.add(doc.doc_id)
         fresh.append(doc)
-    return Selection(fresh=fresh, copies=copies, **counts)
+    counts = {why: sum(1 for _, w in settled if w == why) for why in ("already_done", "known_failures")}
+    return Selection(fresh=fresh, copies=copies, settled=tuple(settled), **counts)
+
+
+def make_router(config: RunConfig, model: ModelInfo, prices: PriceBook, history: History) -> Router:
+    """The run's (or plan's) routing inputs, fixed at its start from the flags and DIR's history."""
+    return Router(
+        model=model,
+        prices=prices,
+        forced=None if config.engine == "auto" else config.engine,
+        prompt_chars=config.instruction_chars,
+        max_tokens=config.max_tokens,
+        answer_tokens=answer_length(config, history).tokens,
+        annotated=history.annotated,
+    )
+
+
+def answer_length(config: RunConfig, history: History) -> AnswerLength:
+    """The expected answer for this model and prompt: DIR's answers, else the user's history, with the prior."""
+    user = read_user_history(config.model, config.prompt_sha256)
+    return expected_answer(config.prompt, config.max_tokens, history.answer_tokens, user)
 
 
 def _settled(doc: Document, key: Key, done: set[Key], failed: set[Key], config: RunConfig) -> str | None:
@@ -373,24 +417,9 @@ def _unless_changed(doc: Document, inspection: Inspection, named: frozenset[str]
 
 
 def route(session: Session, pairs: Sequence[tuple[Document, Inspection | None]]) -> list[Job]:
-    """Choose an engine and an estimate per document (pure; `plan` uses the same function)."""
-    config, jobs = session.config, session.jobs
-    forced = None if config.engine == "auto" else config.engine
-    routed = []
-    for doc, inspection in pairs:
-        chosen: Route | None = None
-        if inspection is not None:
-            chosen = choose_engine(
-                inspection,
-                jobs.model,
-                jobs.prices,
-                forced=forced if doc.kind == "pdf" else None,
-                prompt_chars=config.instruction_chars,
-                max_tokens=config.max_tokens,
-                has_annotations=bool(session.store.annotations_for(doc.doc_id)),
-            )
-        routed.append(Job(doc, inspection, chosen))
-    return routed
+    """Choose an engine and an estimate per document with the run's fixed Router (`plan` uses the same one)."""
+    assert session.router is not None
+    return [Job(doc, inspection, session.router.route(doc, inspection)) for doc, inspection in pairs]
 
 
 async def call(session: Session, routed: Sequence[Job], copied_ids: set[str]) -> list[Result]:
@@ -411,6 +440,8 @@ async def call(session: Session, routed: Sequence[Job], copied_ids: set[str]) ->
             if result.error_type == stopping.Interrupted.error_type and result.cost_usd == 0:
                 return None  # never sent (the signal came while it was prepared): no row either
             await session.recorder.record(result, annotations, extraction_row(result))
+        if result.status == "ok" and result.attempts:
+            session.paid_answers.append(result.completion_tokens)
         session.progress.add(result)
         if job.document.doc_id in copied_ids:
             session.copy_sources[job.document.doc_id] = result
@@ -429,17 +460,25 @@ def _claim(session: Session, doc: Document) -> bool:
 
 
 def write_copies(session: Session, copies: Sequence[Document]) -> list[Result]:
-    """A row for each extra path of content answered in this run (same answer, cost 0)."""
+    """A row for each extra path of content answered in this run or an earlier one (same answer, cost 0)."""
     written = []
+    config = session.config
     for doc in copies:
-        original = session.copy_sources.get(doc.doc_id)
+        original = session.copy_sources.get(doc.doc_id) or session.store.find_ok(
+            doc.doc_id, config.model, config.prompt_sha256
+        )
         if original is None:
-            continue  # its content was already answered by an earlier run: nothing new to pay or write
-        result = copy_row(original, doc)
+            continue  # its content was not answered (failed, over budget): the copy waits for the next run
+        result = copy_row(original, doc, session.run_id)
         session.store.record(result, (), extraction_row(result))
         session.progress.add(result)
         written.append(result)
     return written
+
+
+def remember_answer_lengths(session: Session) -> None:
+    """Add this run's answer lengths to the user's history, for the next plan's and run's estimates."""
+    remember_answers(session.config.model, session.config.prompt_sha256, session.paid_answers)
 
 
 def write_summary(out: str, summary: dict) -> Path:

@@ -13,9 +13,9 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
@@ -402,3 +402,42 @@ def read_extractions(out_dir: Path, schema_sha256: str) -> pandas.DataFrame:
 def read_annotations(out_dir: Path) -> pandas.DataFrame:
     """Every annotations row in DIR, with the explicit schema."""
     return to_frame(read_dataset(Path(out_dir), ANNOTATIONS))
+
+
+@dataclass(frozen=True)
+class History:
+    """What earlier runs left in DIR that decisions depend on, read once (no lock: `plan` reads it too).
+
+    A run reads it at its start and keeps it: its estimates stay what `plan` said for the same DIR."""
+
+    done: frozenset[Key] = frozenset()  # ok for (doc_id, model, prompt)
+    answered: frozenset[tuple[str, str]] = frozenset()  # (source_root, path) with an ok row for this model/prompt
+    failed: frozenset[Key] = frozenset()  # the latest row is a terminal failure
+    annotated: frozenset[str] = frozenset()  # doc_ids with a stored parse
+    answer_tokens: tuple[int, ...] = ()  # completion tokens of paid ok answers for this model and prompt
+    answers: Mapping[str, tuple[str, str | None]] = field(default_factory=dict)  # doc_id -> (path, engine), ok
+
+
+def read_history(out_dir: str | Path | None, model: str, prompt_sha256: str) -> History:
+    """The History of DIR for `model` and `prompt_sha256` (empty when DIR holds nothing yet)."""
+    if not out_dir or not (Path(out_dir) / RESULTS_DIR).is_dir():
+        return History()
+    out = Path(out_dir)
+    columns = ["source_root", "path", "doc_id", "model", "prompt_sha256", "status", "attempts", "completion_tokens"]
+    done: set[Key] = set()
+    answered: set[tuple[str, str]] = set()
+    tokens: list[int] = []
+    answers: dict[str, tuple[str, str | None]] = {}
+    table = read_dataset(out, RESULTS, [*columns, "engine"])
+    for root, path, doc_id, row_model, prompt, status, attempts, completion, engine in _rows(table.to_batches()):
+        if status != "ok":
+            continue
+        done.add((doc_id, row_model, prompt))
+        if (row_model, prompt) == (model, prompt_sha256):
+            answered.add((root, path))
+            answers.setdefault(doc_id, (path, engine))
+            if attempts:  # copies (attempts 0) repeat an answer; they say nothing new about its length
+                tokens.append(int(completion or 0))
+    annotated = frozenset(_index_annotations(out)) if (out / ANNOTATIONS_DIR).is_dir() else frozenset()
+    failed = frozenset(terminal_failures(out))
+    return History(frozenset(done), frozenset(answered), failed, annotated, tuple(tokens), answers)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 from uuid import UUID
 
@@ -13,6 +17,7 @@ from prefect.artifacts import (
     aupdate_progress_artifact,
 )
 
+from docrouter.progress import Display, Progress
 from docrouter.results import VALIDITY
 from docrouter.runs import Selection, Session
 
@@ -50,6 +55,36 @@ def extraction_line(validity: dict[str, int]) -> str:
     if not validity:
         return ""
     return "\n\n**Extractions:** " + ", ".join(f"{validity.get(k, 0)} {k}" for k in VALIDITY)
+
+
+LOG_EVERY_S = 10.0
+
+
+@asynccontextmanager
+async def showing(progress: Progress, display: Display | None, logger: Any) -> AsyncIterator[None]:
+    """While the body runs: the display redrawn every second, the same line in the run's logs every 10 s;
+    after it, the final figures in both."""
+
+    async def tick() -> None:
+        last_log = progress.clock()
+        while True:
+            await asyncio.sleep(1.0)
+            if display is not None:
+                display.tick()
+            if progress.clock() - last_log >= LOG_EVERY_S:
+                last_log = progress.clock()
+                logger.info("progress: %s", progress.line())
+
+    ticker = asyncio.create_task(tick())
+    try:
+        yield
+    finally:
+        ticker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ticker
+        if display is not None:
+            display.close()
+        logger.info("progress: %s", progress.line())
 
 
 async def publish_progress(artifact_id: UUID | None, session: Session, percent: float) -> UUID | None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from typing import Any, TypeVar, cast
+from uuid import UUID
 
 from prefect import flow, get_run_logger
 from prefect.states import Cancelled, Failed
@@ -13,10 +15,10 @@ from prefect.utilities.annotations import quote
 from docrouter import runs, stopping
 from docrouter.config import DEFAULT_MODEL, DEFAULT_PROMPT, RunConfig, config_from_parameters
 from docrouter.errors import RunFatal
-from docrouter.progress import Progress, stderr_progress
+from docrouter.progress import Display, Progress
 from docrouter.redaction import protect
 from docrouter.urls import DEFAULT_CACHE_BYTES
-from flows.reporting import publish_progress, publish_summary, run_summary
+from flows.reporting import publish_progress, publish_summary, run_summary, showing
 from flows.secrets import load_api_key
 from tasks import stages
 
@@ -78,12 +80,13 @@ async def _run(
     if stopper is not None and stopper.requested:
         return _interrupted(stopper, "before anything was sent")
     budget = config.budget_usd
-    progress = stderr_progress(0, budget) if show_progress else Progress(budget_usd=budget)
+    progress = Progress(budget_usd=budget)
+    display = Display(progress, sys.stderr) if show_progress else None
     async with runs.open_session(config, api_key=api_key, progress=progress) as session:
         stopped = stopping.wake_on_stop(stopper, lambda: _stop_sending(session, stopper))
         if runs.has_urls(config):
             documents += await stages.fetch_urls(_as_is(session))
-        selection = runs.select(documents, session.store.done_keys(), config, runs.known_failures(session))
+        selection = runs.select_from(documents, session.history, config)
         selection = await runs.restore_evicted(session, selection)
         progress.already_done, progress.known_failures = selection.already_done, selection.known_failures
         progress.total = (
@@ -97,11 +100,14 @@ async def _run(
             selection.already_done,
             selection.known_failures,
         )
-        await stopping.finish_or_stop(process_batches(session, selection), stopped)
-        runs.write_copies(session, selection.copies)
+        async with showing(progress, display, get_run_logger()):
+            progress_id = await stopping.finish_or_stop(process_batches(session, selection), stopped)
+            runs.write_copies(session, selection.copies)
         runs.evict_urls(session)
+        runs.remember_answer_lengths(session)
         timings["written"] = time.time()
-        progress.maybe_print(force=True)
+        if progress_id is not None:  # finished, not stopped: the artifact ends at the true final numbers
+            await publish_progress(progress_id, session, 100.0)
         summary = run_summary(session, selection) | {"timings": timings}
     runs.write_summary(config.out, summary)
     await publish_summary(summary)
@@ -127,7 +133,7 @@ def _interrupted(stopper: stopping.Stopper, detail: str) -> dict[str, Any]:
     return Cancelled(message=error.message, data=error)  # type: ignore[return-value]
 
 
-async def process_batches(session: runs.Session, selection: runs.Selection) -> None:
+async def process_batches(session: runs.Session, selection: runs.Selection) -> UUID | None:
     """Batches flow through inspect -> route -> call, inspection running ahead of the calls.
 
     A window of batches is in flight, enough to fill --concurrency while one batch tails off and the next is
@@ -158,6 +164,7 @@ async def process_batches(session: runs.Session, selection: runs.Selection) -> N
         await publish_progress(progress_id, session, 100.0 * (index + 1) / max(1, len(batches)))
 
     await asyncio.gather(*(one(i, batch) for i, batch in enumerate(batches)))
+    return progress_id
 
 
 class RunStopped(Exception):

@@ -79,7 +79,7 @@ def test_plan_offline_prints_a_row_per_file_and_totals() -> None:
     done = docrouter_cli("plan", SAMPLES, "--offline")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0].split()[:4] == ["PATH", "PAGES", "ENGINE", "EST"]
+    assert lines[0].split()[:5] == ["PATH", "PAGES", "ENGINE", "EXPECTED", "AT"]
     assert sum(line.startswith(("receipt", "born_digital", "scan")) for line in lines) == 9
     assert any(line.startswith("19 files: 13 to send") for line in lines)
 
@@ -119,7 +119,11 @@ RUN = ["run", SAMPLES, "--out", "{tmp}/o"]
         pytest.param([*RUN, "--prompt-file", "{tmp}/no.txt"], "--prompt-file", id="prompt"),
         pytest.param(RUN, "OPENROUTER_API_KEY", id="no-key-not-offline"),
         pytest.param(["report", "{tmp}/nothing-here"], "nothing-here", id="report-missing-dir"),
-        pytest.param(["ask", "{tmp}/nothing-here", "--doc", "a.pdf", "what?"], "a.pdf", id="ask-missing-dir"),
+        pytest.param(
+            ["ask", "{tmp}/nothing-here", "--doc", "a.pdf", "what?"],
+            "nothing-here is not a results folder",
+            id="ask-missing-dir",
+        ),
     ],
 )
 def test_a_bad_invocation_exits_non_zero_with_one_line_on_stderr(
@@ -211,3 +215,18 @@ def prefect_filter(api_url: str, what: str, sort: str) -> list[dict]:
     with httpx.Client(base_url=api_url, timeout=30) as client:
         response = client.post(f"/{what}/filter", json={"sort": sort, "limit": 50, "offset": 0})
         return response.raise_for_status().json()
+
+
+def test_plan_json_is_one_object_on_stdout() -> None:
+    done = docrouter_cli("plan", SAMPLES, "--offline", "--json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert len(data["documents"]) == 19 and data["max_usd"] >= data["expected_usd"] > 0
+
+
+def test_command_help_shows_defaults_and_examples() -> None:
+    done = docrouter_cli("run", "--help")
+    assert done.returncode == 0
+    text = " ".join(done.stdout.split())
+    assert "(default: cloudflare-ai)" in text and "(default: 100)" in text and "(default 0.002)" in text
+    assert "examples: docrouter run data/samples --out out --offline" in text

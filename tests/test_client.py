@@ -218,3 +218,18 @@ def test_request_body_is_valid_json() -> None:
 
     complete_with(handler)
     assert bodies[0]["model"] == "m"
+
+
+def test_402_advice_follows_what_the_api_said() -> None:
+    fewer = (
+        "This request requires more credits, or fewer max_tokens. "
+        "You requested up to 1024 tokens, but can only afford 301."
+    )
+    result = complete_with(lambda r: httpx.Response(402, json={"error": {"code": 402, "message": fewer}}))
+    assert isinstance(result, errors.CreditsError)
+    assert "lower --max-tokens" in result.message and "--budget" not in result.message
+    broke = complete_with(
+        lambda r: httpx.Response(402, json={"error": {"code": 402, "message": "Insufficient credits"}})
+    )
+    assert isinstance(broke, errors.CreditsError)
+    assert "add credits" in broke.message and "--max-tokens" not in broke.message

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -98,3 +99,15 @@ def test_sigterm_stops_the_process_cleanly(emulator_process: tuple[subprocess.Po
 def test_bad_fault_flag_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main_emulator(["--fault", "teapot=1"]) == 2
     assert "unknown fault" in capsys.readouterr().err
+
+
+def test_a_busy_port_is_one_line_not_a_traceback() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        command = [sys.executable, "-m", "docrouter.cli", "emulator", "--port", str(port), "--quiet"]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and f"cannot listen on 127.0.0.1:{port}" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr

@@ -16,7 +16,16 @@ from docrouter.config import RunConfig
 from docrouter.documents import Document, DocumentKind
 from docrouter.errors import ConfigError
 from docrouter.inspection import Inspection
-from docrouter.planning import PLAN_SCHEMA, Plan, PlanRow, build_plan, plan_catalogue, render_plan, write_plan
+from docrouter.planning import (
+    PLAN_SCHEMA,
+    Plan,
+    PlanRow,
+    build_plan,
+    plan_catalogue,
+    plan_json,
+    render_plan,
+    write_plan,
+)
 from docrouter.pricing import PriceBook
 from docrouter.samples import page_text
 
@@ -143,10 +152,11 @@ def test_stored_parses_remove_the_ocr_fee() -> None:
 def test_rendered_table_lists_every_file_and_the_totals() -> None:
     text = render_plan(plan_for(GEMINI))
     lines = text.splitlines()
-    assert lines[0].split() == ["PATH", "PAGES", "ENGINE", "EST", "$", "REASON"]
+    assert lines[0].split() == ["PATH", "PAGES", "ENGINE", "EXPECTED", "AT", "MOST", "REASON"]
     assert all(any(line.startswith(p) for line in lines) for p in ("text_3pp.pdf", "locked.pdf", "notes.txt"))
     assert "needs a user password" in text
-    assert "9 files: 6 to send (image 1, local-text 2, native 3), 1 same-bytes copies, 2 not sent" in text
+    assert "9 files: 6 to send (image 1, local-text 2, native 3), 1 same-bytes copies, 0 settled" in text
+    assert "2 not sent" in text and "token counts are estimated" in text
     assert "OpenRouter default (native):" in text and "always mistral-ocr:" in text
     assert text.count("docrouter saves") == 2
 
@@ -223,3 +233,25 @@ def test_offline_plan_uses_the_snapshot(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     catalogue = plan_catalogue(RunConfig(sources=("x",), out="", offline=True))
     assert catalogue.source == "snapshot" and len(catalogue.models) == 9
+
+
+def test_json_has_both_totals_and_every_document_with_its_two_figures() -> None:
+    plan = plan_for(GEMINI)
+    data = json.loads(json.dumps(plan_json(plan)))
+    assert data["expected_usd"] == pytest.approx(plan.routed_usd) and data["max_usd"] == pytest.approx(
+        plan.routed_max_usd
+    )
+    keys = {"path", "doc_id", "engine", "engine_reason", "pages", "est_usd", "max_usd"}
+    assert [set(d) for d in data["documents"]] == [keys] * 9
+    first = data["documents"][0]
+    assert (first["path"], first["engine"], first["pages"]) == ("text_3pp.pdf", "local-text", 3)
+    assert 0 < first["est_usd"] <= first["max_usd"]
+
+
+def test_the_expected_answer_is_what_the_estimate_counts_and_max_tokens_what_the_bound_counts() -> None:
+    short = build_plan(SAMPLES, GEMINI, PriceBook(), prompt_chars=PROMPT_CHARS, max_tokens=512, answer_tokens=100)
+    full = plan_for(GEMINI)  # no history given: every answer at max_tokens, as before
+    assert short.routed_max_usd == pytest.approx(full.routed_max_usd)
+    saved = (512 - 100) * GEMINI.completion_price * full.count("sent")
+    assert full.routed_usd - short.routed_usd == pytest.approx(saved)
+    assert all(r.completion_tokens == 100 for r in short.rows if r.engine and not r.duplicate_of)

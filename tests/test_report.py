@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from test_store import failed, make_result
 
 from docrouter.errors import ConfigError
-from docrouter.report import build_report, render_report
+from docrouter.report import build_report, render_report, report_json
 from docrouter.store import Store
 
 
@@ -91,3 +92,34 @@ def test_missing_or_empty_dir_is_a_one_line_config_error(tmp_path: Path) -> None
     Store(tmp_path / "empty", "run-a").close()
     with pytest.raises(ConfigError, match="no results in .*empty: nothing to report yet"):
         build_report(tmp_path / "empty")
+
+
+def test_failed_lists_every_failed_file_with_its_error(tmp_path: Path) -> None:
+    with Store(tmp_path, "run-a") as store:
+        for n in range(3):
+            store.record(failed(n))
+        store.record(make_result(9, status="over_budget", error_type="budget", error_message="would cross $1.00"))
+        store.record(make_result(5))
+    report = build_report(tmp_path)
+    assert [(f.path, f.error_type) for f in report.failed_files] == [
+        ("inbox/doc-0.pdf", "encrypted"),
+        ("inbox/doc-1.pdf", "encrypted"),
+        ("inbox/doc-2.pdf", "encrypted"),
+        ("inbox/doc-9.pdf", "budget"),
+    ]
+    text = render_report(report, failed=True)
+    assert all(f"inbox/doc-{n}.pdf" in text for n in (0, 1, 2, 9)) and "would cross $1.00" in text
+    assert "inbox/doc-1.pdf" not in render_report(report)  # without --failed: one example per error type
+
+
+def test_json_has_the_issue_keys_and_billed_over_expected_per_engine(tmp_path: Path) -> None:
+    write_two_runs(tmp_path)
+    data = json.loads(json.dumps(report_json(build_report(tmp_path), failed=True)))
+    keys = {"documents", "rows", "cost_usd", "by_status", "by_engine", "by_error_type", "estimate_accuracy"}
+    assert keys <= set(data)
+    assert (data["documents"], data["rows"]) == (3, 4)
+    assert data["by_status"] == {"ok": 2, "failed": 1}
+    assert data["by_error_type"] == {"encrypted": 1}
+    assert data["estimate_accuracy"] == {"mistral-ocr": pytest.approx(0.004 / 0.005), "pdf-text": pytest.approx(0.75)}
+    assert data["by_engine"]["mistral-ocr"]["documents"] == 1
+    assert [f["path"] for f in data["failed"]] == ["inbox/doc-3.pdf"]

@@ -128,10 +128,13 @@ def test_ask_reuses_the_stored_parse_pays_no_ocr_fee_and_prints_an_answer(
     assert "no parse fee" in printed.err
 
 
-def test_a_renamed_file_is_not_sent_again(archive: Archive) -> None:
+def test_a_renamed_file_is_not_sent_again_but_gets_its_own_row(archive: Archive) -> None:
     (archive.source / "letter_0.pdf").rename(archive.source / "renamed.pdf")
     (archive.source / "letter_1.pdf").rename(archive.source / "moved.pdf")
     summary = archive.run(PROMPT_A)
     assert archive.chats_since(len(archive.first_chats)) == []
-    assert summary["already_done"] == LETTERS
     assert summary["spent_usd"] == 0
+    frame = results(archive.out)
+    copies = frame[frame.run_id == summary["run_id"]]  # SPEC section 1: each path its own row, a copy at $0
+    assert sorted(copies.path) == ["moved.pdf", "renamed.pdf"]
+    assert (copies.status == "ok").all() and (copies.cost_usd == 0).all() and copies.content.notna().all()

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import logging
 import signal
+import socket
 import sys
 import threading
 from typing import Any
@@ -75,9 +76,22 @@ def emulator_from(args: argparse.Namespace) -> Emulator:
     )
 
 
+def check_port_free(host: str, port: int) -> None:
+    """A ValueError (one line) when `port` is taken, before the server starts and logs a traceback."""
+    if not port:
+        return  # 0: any free port
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a TIME_WAIT port is free
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ValueError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port") from None
+
+
 def run_emulator(args: argparse.Namespace) -> int:
     """Serve until interrupted (Ctrl-C or SIGTERM); prints the base URL and the key it accepts first."""
     try:
+        check_port_free(args.host, args.port)
         emulator = emulator_from(args)
     except ValueError as exc:
         print(f"docrouter emulator: error: {exc}", file=sys.stderr)
