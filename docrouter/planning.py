@@ -25,6 +25,7 @@ from docrouter.errors import ConfigError
 from docrouter.inspection import Inspection
 from docrouter.payloads import PARSING_ENGINES
 from docrouter.pricing import PriceBook, estimate, priced_model
+from docrouter.reasoning import resolve as resolve_reasoning
 from docrouter.routing import Route, check_forced_engine, choose_engine, usd
 
 PLAN_FILE = "plan.parquet"
@@ -340,7 +341,7 @@ def plan_command(config: RunConfig, *, out: str | None = None) -> int:
             PriceBook(ocr_fee_per_page=config.ocr_fee_per_page, ceiling=ceiling),
             forced=forced,
             prompt_chars=config.instruction_chars,
-            max_tokens=config.max_tokens,
+            max_tokens=resolve_reasoning(config.reasoning, model, config.max_tokens).max_tokens(config.max_tokens),
         )
     print(render_plan(plan))
     if fetched:
