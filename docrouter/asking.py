@@ -99,7 +99,13 @@ def ask_command(args: argparse.Namespace) -> int:
         assert attempted.error is not None
         print(f"docrouter: error: {attempted.error.error_type}: {attempted.error.message}", file=sys.stderr)
         return 1
-    print(attempted.completion.content)
+    completion = attempted.completion
+    if completion.truncated:  # reasoning tokens come out of max_tokens first; say so rather than print a stub
+        cut = f"cut by the length limit ({completion.reasoning_tokens} tokens spent reasoning)"
+        print(f"docrouter: the answer was {cut}; ask again with a larger --max-tokens", file=sys.stderr)
+        if not completion.content.strip():
+            return 1
+    print(completion.content)
     reused = " (stored parse reused: no parse fee)" if annotations and row["engine"] in PARSING_ENGINES else ""
     print(f"docrouter: {row['path']}: ${attempted.cost_usd:.6f}{reused}", file=sys.stderr)
     return 0

@@ -3,8 +3,10 @@
 Prices are parsed leniently: decimal strings or numbers, a missing key is 0 (the 2026 API omits zero
 prices); a negative token price (OpenRouter's "variable" marker on router models) is 0 with
 `placeholder_price` set: such a model's real price is unknown, so a budgeted run needs --max-price. `overrides`
-(conditional prices, e.g. above 200k prompt tokens) are ignored: docrouter's requests are split well
-below those thresholds, and the default price is what OpenRouter applies to them.
+(conditional prices) are kept when they depend on the prompt size (`min_prompt_tokens`, e.g. 2x above
+200k): estimates and reservations price a request at the override its prompt can reach. Time-windowed
+overrides (`utc_start`/`utc_end`) are not modelled. `reasoning` ({mandatory, default_enabled}) and
+`supported_parameters` say whether reasoning can be asked for, or turned off.
 This module does no HTTP itself: the caller passes `fetch(offset, limit) -> page of GET /models`.
 """
 
@@ -32,6 +34,15 @@ Fetch = Callable[[int, int], Any]
 
 
 @dataclass(frozen=True)
+class PriceOverride:
+    """A conditional price from `pricing.overrides`: these prices apply from `min_prompt_tokens` up."""
+
+    min_prompt_tokens: int
+    prompt_price: float
+    completion_price: float
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     """One model's capabilities and prices (USD per unit; a missing price is 0)."""
 
@@ -47,6 +58,24 @@ class ModelInfo:
     discount: float = 0.0  # informational; prices above are list prices and are never reduced by it
     placeholder_price: bool = False  # a negative token price (a router's "variable"): not free, unknown
     structured_outputs: bool = False  # `structured_outputs` in supported_parameters: response_format json_schema
+    top_context_length: int = 0  # what the top provider serves (0: not given); can be far below context_length
+    reasoning: bool = False  # the `reasoning` parameter is supported (or the model reasons at all)
+    reasoning_mandatory: bool = False  # reasoning cannot be turned off
+    overrides: tuple[PriceOverride, ...] = ()  # higher prices for long prompts, lowest threshold first
+
+    @property
+    def usable_context(self) -> int:
+        """Prompt plus answer tokens one request may hold: the smaller of the two context lengths (0: unknown)."""
+        known = [n for n in (self.context_length, self.top_context_length) if n > 0]
+        return min(known) if known else 0
+
+    def prices_at(self, prompt_tokens: int) -> tuple[float, float]:
+        """(prompt, completion) price per token for a request of `prompt_tokens` (the override it reaches)."""
+        prompt, completion = self.prompt_price, self.completion_price
+        for override in self.overrides:
+            if prompt_tokens >= override.min_prompt_tokens:
+                prompt, completion = override.prompt_price, override.completion_price
+        return prompt, completion
 
     @property
     def takes_files(self) -> bool:
@@ -100,6 +129,9 @@ def parse_model(item: dict[str, Any]) -> ModelInfo | None:
     arch = _dict(item.get("architecture"))
     pricing = _dict(item.get("pricing"))
     top = _dict(item.get("top_provider"))
+    reasoning = item.get("reasoning")
+    parameters = item.get("supported_parameters")
+    listed = isinstance(parameters, list) and ("reasoning" in parameters or "include_reasoning" in parameters)
     return ModelInfo(
         id=model_id,
         input_modalities=_modalities(arch),
@@ -113,6 +145,10 @@ def parse_model(item: dict[str, Any]) -> ModelInfo | None:
         discount=_price(pricing.get("discount")),
         placeholder_price=any(_negative(pricing.get(name)) for name in ("prompt", "completion")),
         structured_outputs=supports_structured_outputs(item),
+        top_context_length=_int(top.get("context_length")) or 0,
+        reasoning=listed or isinstance(reasoning, dict),
+        reasoning_mandatory=isinstance(reasoning, dict) and reasoning.get("mandatory") is True,
+        overrides=parse_overrides(pricing),
     )
 
 
@@ -120,6 +156,19 @@ def supports_structured_outputs(item: dict[str, Any]) -> bool:
     """Whether a /models object lists `structured_outputs` among its supported parameters."""
     listed = item.get("supported_parameters")
     return isinstance(listed, list) and "structured_outputs" in listed
+
+
+def parse_overrides(pricing: dict[str, Any]) -> tuple[PriceOverride, ...]:
+    """The prompt-size overrides, lowest threshold first; a key an override omits keeps the default price."""
+    found = []
+    for item in pricing.get("overrides") or ():
+        threshold = _int(item.get("min_prompt_tokens")) if isinstance(item, dict) else None
+        if threshold is None or threshold < 0 or item.get("utc_start") or item.get("utc_end"):
+            continue
+        prompt = _price(item.get("prompt", pricing.get("prompt")))
+        completion = _price(item.get("completion", pricing.get("completion")))
+        found.append(PriceOverride(threshold, prompt, completion))
+    return tuple(sorted(found, key=lambda o: o.min_prompt_tokens))
 
 
 def _dict(value: Any) -> dict[str, Any]:

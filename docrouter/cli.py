@@ -27,6 +27,7 @@ from docrouter.config import (
     schema_fields,
 )
 from docrouter.errors import DocrouterError
+from docrouter.reasoning import SETTINGS
 from docrouter.redaction import protect, redacted
 from docrouter.results import VALIDITY
 from docrouter.urls import DEFAULT_CACHE_BYTES, SEND_URLS, parse_size, stash_command_line_urls
@@ -91,6 +92,13 @@ def _add_selection(p: argparse.ArgumentParser) -> None:
     p.add_argument("--include", action="append", default=[], metavar="GLOB", help="only paths matching")
     p.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip paths matching")
     p.add_argument("--max-tokens", type=_whole_number, default=1024, help="answer length cap (default 1024)")
+    p.add_argument(
+        "--reasoning",
+        choices=SETTINGS,
+        default="auto",
+        help="reasoning effort sent to the model (default auto: off where the model allows, else low); "
+        "an effort adds its reasoning budget to max_tokens, and to estimates and reservations",
+    )
     p.add_argument("--offline", action="store_true", help="use the built-in emulator: no key, no network")
     p.add_argument("--base-url", help="API base URL (default $OPENROUTER_BASE_URL or OpenRouter's)")
     p.add_argument("--ocr-fee", type=_number, default=0.002, help="mistral-ocr USD per page, 0..1 (default 0.002)")
@@ -244,6 +252,7 @@ def run_config(args: argparse.Namespace) -> RunConfig:
         send_urls=getattr(args, "send_urls", "auto"),
         url_cache_size=getattr(args, "url_cache_size", DEFAULT_CACHE_BYTES),
         **schema_fields(args.schema),
+        reasoning=args.reasoning,
     )
 
 

@@ -52,6 +52,8 @@ class Completion:
     provider: str | None = None
     annotations: tuple[dict[str, Any], ...] = field(default=())
     fee_usd: float | None = None  # the part of cost_usd that is not tokens (the OCR fee), when itemised
+    reasoning_tokens: int = 0  # usage.completion_tokens_details.reasoning_tokens (part of completion_tokens)
+    truncated: bool = False  # cut by the length limit (finish_reason "length"), in this answer or a part's
 
 
 def error_for_status(status: int) -> type[errors.DocrouterError]:
@@ -129,7 +131,15 @@ def error_from_body(body_error: dict[str, Any], status: int, headers: httpx.Head
             retry_after=parse_retry_after(headers, body_error),
             annotations=_file_annotations(body_error),
         )
+    if kind is errors.BadRequest and _over_context(metadata, message):
+        kind = errors.ContextExceeded
     return kind(_what_to_do(kind, message, code), status=code)
+
+
+def _over_context(metadata: Any, message: str) -> bool:
+    """The documented error_type, or the API's wording ("maximum context length is N tokens")."""
+    typed = isinstance(metadata, dict) and metadata.get("error_type") == "context_length_exceeded"
+    return typed or "maximum context length" in message.lower()
 
 
 # What a person can do about a run-fatal answer (the API's own words are kept in parentheses).
@@ -184,14 +194,15 @@ def parse_completion(body: dict[str, Any], headers: httpx.Headers) -> Completion
         raise failure
     content = message.get("content")
     annotations = tuple(a for a in message.get("annotations") or () if isinstance(a, dict))
-    if not isinstance(content, str) or not content.strip():
+    cut = choice.get("finish_reason") == "length"  # an empty cut answer is the caller's to retry with more room
+    if not cut and (not isinstance(content, str) or not content.strip()):
         raise errors.EmptyAnswer(
             "HTTP 200 with empty content", status=200, charged_usd=cost_usd or 0.0, annotations=annotations
         )
     return Completion(
         generation_id=body.get("id") or headers.get("x-generation-id"),
         model=str(body.get("model") or ""),
-        content=content,
+        content=content if isinstance(content, str) else "",
         finish_reason=choice.get("finish_reason"),
         prompt_tokens=int(usage.get("prompt_tokens") or 0),
         completion_tokens=int(usage.get("completion_tokens") or 0),
@@ -199,6 +210,8 @@ def parse_completion(body: dict[str, Any], headers: httpx.Headers) -> Completion
         provider=body.get("provider"),
         annotations=annotations,
         fee_usd=fee_usd,
+        reasoning_tokens=_reasoning_tokens(usage),
+        truncated=cut,
     )
 
 
@@ -224,6 +237,12 @@ def _finite(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
         return None
     return float(value)
+
+
+def _reasoning_tokens(usage: dict[str, Any]) -> int:
+    details = usage.get("completion_tokens_details")
+    value = details.get("reasoning_tokens") if isinstance(details, dict) else None
+    return int(value) if isinstance(value, int | float) and value > 0 else 0
 
 
 def translate_transport_error(exc: httpx.TransportError) -> errors.Transient:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import unicodedata
@@ -15,6 +16,7 @@ from typing import Any
 from docrouter.client import DEFAULT_BASE_URL
 from docrouter.errors import ConfigError
 from docrouter.extraction import EXTRACTION_PROMPT, ExtractionSchema, as_schema, load_schema, parse_schema
+from docrouter.reasoning import check_setting
 from docrouter.urls import DEFAULT_CACHE_BYTES, SEND_URLS
 
 DEFAULT_MODEL = "google/gemini-2.5-flash"
@@ -57,6 +59,7 @@ class RunConfig:
     urls: tuple[str, ...] = ()  # list files of URL sources (--urls)
     send_urls: str = "auto"  # auto: images and server-parsed PDFs by URL when unchanged; never: upload
     url_cache_size: int = DEFAULT_CACHE_BYTES  # bytes of answered URL documents kept under DIR/_urls
+    reasoning: str = "auto"  # auto|off|minimal|low|medium|high (docrouter.reasoning)
     # OpenRouter's optional attribution headers, from the environment so that workers pick them up too.
     referer: str | None = field(default_factory=lambda: os.environ.get("OPENROUTER_HTTP_REFERER") or None)
     title: str | None = field(default_factory=lambda: os.environ.get("OPENROUTER_APP_TITLE", "docrouter") or None)
@@ -88,6 +91,7 @@ class RunConfig:
             raise ConfigError(f"shard must be in 0..{self.shards - 1} (got shard {self.shard} of {self.shards})")
         if not self.prompt.strip():
             raise ConfigError("the prompt is empty")
+        check_setting(self.reasoning)
 
     @cached_property
     def extraction(self) -> ExtractionSchema | None:
@@ -106,13 +110,15 @@ class RunConfig:
 
     @property
     def prompt_sha256(self) -> str:
-        return answer_sha256(self.prompt, self.extraction)
+        return answer_sha256(self.prompt, self.extraction, self.reasoning)
 
 
-def answer_sha256(prompt: str, schema: ExtractionSchema | None = None) -> str:
-    """The hash of everything that shapes an answer (the done-set key): the prompt, and the schema if any
-    (without one it is the prompt's own hash, so runs from before --schema are still recognised)."""
+def answer_sha256(prompt: str, schema: ExtractionSchema | None = None, reasoning: str = "auto") -> str:
+    """The hash of everything that shapes an answer (the done-set key): the prompt, the schema if any, the
+    --reasoning setting unless auto (with neither it is the prompt's own hash, so older runs stay done)."""
     text = prompt if schema is None else f"{prompt}\n\n--schema sha256:{schema.sha256}"
+    if reasoning != "auto":
+        text = json.dumps({"prompt": text, "reasoning": reasoning}, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -162,7 +168,7 @@ _PARAMETER_OF_FIELD = {f: p for p, f in _FIELD_OF_PARAMETER.items()}
 _FLOW_FIELDS = (
     *("sources", "out", "model", "prompt", "engine", "budget_usd", "concurrency", "max_attempts", "include"),
     *("exclude", "reprocess", "retry_failed", "offline", "max_tokens", "base_url", "batch_size", "shard", "shards"),
-    *("ocr_fee_per_page", "pdf_text_wire_name", "price_headroom", "max_price", "refresh_models"),
+    *("ocr_fee_per_page", "pdf_text_wire_name", "price_headroom", "max_price", "refresh_models", "reasoning"),
     *("urls", "send_urls", "url_cache_size"),
 )
 _SEQUENCES = ("sources", "include", "exclude", "urls")

@@ -59,6 +59,8 @@ RESULTS_SCHEMA = pa.schema(
         pa.field("sent_as", pa.string()),
         pa.field("schema_sha256", pa.string()),
         pa.field("extraction", pa.string()),
+        pa.field("reasoning_tokens", pa.int64()),  # nullable: older folders do not have it
+        pa.field("truncated", pa.bool_()),
     ]
 )
 

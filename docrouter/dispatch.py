@@ -112,10 +112,12 @@ class Dispatcher:
                 rate_limited = isinstance(exc, errors.RateLimited)
                 return Attempted(None, exc, 1, charged, exc.annotations)
             except errors.DocrouterError as exc:
-                self.budget.settle(reservation, 0.0)
+                # A context refusal may come after the file was parsed: its parse fee may be billed.
+                charged = failure_charge if isinstance(exc, errors.ContextExceeded) else 0.0
+                self.budget.settle(reservation, charged)
                 if isinstance(exc, errors.RunFatal) and self.fatal is None:
                     self.fatal = exc
-                return Attempted(None, exc, 1, 0.0)
+                return Attempted(None, exc, 1, charged)
             except BaseException:
                 # Cancelled or crashed mid-request: we cannot know the charge, so keep the upper bound.
                 self.budget.settle(reservation, reservation.amount)

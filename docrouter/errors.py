@@ -13,8 +13,12 @@
     │   ├── EmptyAnswer           200 with empty content                         (empty_answer)
     │   ├── Changed               the file changed or vanished after discovery   (changed)
     │   └── PriceRefused          404 "No endpoints found" under provider.max_price (price)
+    ├── Truncated                 the answer was cut by the length limit and is  (truncated)
+    │                             empty even after one retry with a larger cap: transient in SPEC's
+    │                             sense (a rerun with a larger --max-tokens answers it), never retried here
     └── Terminal                  this document fails (a `failed` row); the run goes on
         ├── BadRequest            HTTP 400/422                                   (bad_request)
+        │   └── ContextExceeded   400 over the context window; OCR may be billed (bad_request)
         ├── Moderation            HTTP 403                                       (moderation)
         ├── NoEndpoint            HTTP 404 "No endpoints found ..."              (no_endpoint)
         ├── PayloadTooLarge       HTTP 413                                       (too_large)
@@ -145,12 +149,22 @@ class PriceRefused(Transient):
     error_type = "price"
 
 
+class Truncated(DocrouterError):
+    """Reasoning (or the answer) used up max_tokens and left no answer; what it cost is billed."""
+
+    error_type = "truncated"
+
+
 class Terminal(DocrouterError):
     """This document fails; the run goes on."""
 
 
 class BadRequest(Terminal):
     error_type = "bad_request"
+
+
+class ContextExceeded(BadRequest):
+    """HTTP 400 over the model's context window: refused after the file may have been parsed (and billed)."""
 
 
 class Moderation(Terminal):

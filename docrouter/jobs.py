@@ -34,10 +34,11 @@ from docrouter.pricing import PriceBook, estimate
 from docrouter.reading import check_unchanged, read_verified, verified_file
 from docrouter.results import Annotation, Result
 from docrouter.rows import Job, RunColumns, annotation_rows, as_message_annotation, attempted_row, error_row, now_iso
-from docrouter.splitting import Part, SplitLimits, check_body, part_labels, pdf_subset, plan_parts
+from docrouter.splitting import Part, SplitLimits, check_body, part_labels, pdf_subset, plan_parts, split_to_fit
 from docrouter.urls import url_filename
 
 Body = Callable[[tuple[dict[str, Any], ...]], dict[str, Any]]
+BoundAt = Callable[[bool, int], Bound]  # (reusing a parse, max_tokens) -> the cost bound a request reserves
 # What ends one document without a request: the file cannot be used, or is no longer what discovery hashed.
 UNSENDABLE = (errors.DocumentError, errors.Changed)
 
@@ -88,6 +89,7 @@ async def _answer(job: Job, ctx: JobContext, started: str) -> tuple[Result, list
     assert route is not None and route.engine is not None and inspection is not None
     parts = plan_parts(inspection, route.engine, job.document.size_bytes, ctx.limits) if inspection.pages else []
     try:
+        parts = split_to_fit(parts, lambda p: _prompt_upper(ctx, p.engine, _scoped(inspection, p)), _room(ctx))
         if len(parts) > 1:
             extracted, parts = await _answer_parts(job, ctx, parts)
             job = _with_reason(job, part_labels(parts))
@@ -167,7 +169,9 @@ def _text_bound(job: Job, ctx: JobContext) -> Callable[[int], Bound]:
     """The most a request of so many characters of text (a combine or repair request) may cost."""
     assert job.inspection is not None
     inspection = job.inspection
-    return lambda chars: _bound(ctx, "local-text", inspection, text_chars=chars, reusing=True)
+    return lambda chars: _bound(
+        ctx, "local-text", inspection, text_chars=chars, reusing=True, max_tokens=ctx.options.max_tokens
+    )
 
 
 async def _extracted_parts(job: Job, ctx: JobContext, parts: list[Part], outcomes: list[Attempted]) -> Extracted:
@@ -255,15 +259,25 @@ def _summed(final: Completion, answers: list[Completion]) -> Completion:
         final,
         prompt_tokens=sum(a.prompt_tokens for a in answers),
         completion_tokens=sum(a.completion_tokens for a in answers),
+        reasoning_tokens=sum(a.reasoning_tokens for a in answers),
+        truncated=any(a.truncated for a in answers),
     )
 
 
 async def _combine(job: Job, ctx: JobContext, partials: list[tuple[str, str]]) -> Attempted:
-    assert job.inspection is not None
+    """One answer from the partial answers; when they do not fit one request, halves first (a tree)."""
+    inspection = job.inspection
+    assert inspection is not None
     body = combine_request(ctx.options, partials)
     chars = len(encode(body))
-    bound = _bound(ctx, "local-text", job.inspection, text_chars=chars, reusing=True)
-    return await ctx.dispatcher.send(lambda _: body, max_usd=lambda _: bound, failure_charge_usd=lambda _: 0.0)
+    room = _room(ctx)
+    if room is not None and len(partials) > 2 and _prompt_upper(ctx, "local-text", inspection, chars) > room:
+        return await _combine_halves(job, ctx, partials)
+
+    def bound(_: bool, max_tokens: int) -> Bound:
+        return _bound(ctx, "local-text", inspection, text_chars=chars, reusing=True, max_tokens=max_tokens)
+
+    return await _dispatch(ctx, lambda _: body, bound, lambda _: 0.0)
 
 
 async def _send(
@@ -288,6 +302,7 @@ async def _send(
         text = await asyncio.to_thread(_local_text, ctx.read_text, doc.path, part)
         await asyncio.to_thread(check_unchanged, doc, ctx.named_files)  # the text read is of the hashed bytes
         text_chars = len(text)
+        _check_context(ctx, _prompt_upper(ctx, engine, scope, text_chars), part or scope)
         build = _text_body(ctx.options, text, name)
     elif image is not None:
         build = _image_body(ctx.options, image, url)
@@ -299,15 +314,96 @@ async def _send(
         check_body(size, ctx.limits, f"{name} (pages {part.label if part else 'all'})")
         build = _pdf_body(ctx.options, data, name, engine, stored)
 
-    def bound(reusing: bool) -> Bound:
-        return _bound(ctx, engine, scope, text_chars=text_chars, reusing=reusing or bool(stored))
+    def bound(reusing: bool, max_tokens: int) -> Bound:
+        reuse = reusing or bool(stored)
+        return _bound(ctx, engine, scope, text_chars=text_chars, reusing=reuse, max_tokens=max_tokens)
 
     def failure_charge(reusing: bool) -> float:
         if engine != "mistral-ocr" or reusing or stored:
             return 0.0
         return scope.pages * ctx.prices.ocr_fee_per_page
 
-    return await ctx.dispatcher.send(build, max_usd=bound, failure_charge_usd=failure_charge)
+    return await _dispatch(ctx, build, bound, failure_charge)
+
+
+async def _dispatch(ctx: JobContext, build: Body, bound: BoundAt, failure_charge: Callable[[bool], float]) -> Attempted:
+    """Send with retries; an answer the length limit cut to nothing goes once more with a larger cap.
+
+    Reasoning tokens come out of max_tokens first, so a model that reasoned past the cap answers "" with
+    finish_reason "length". One more request with room for both, if the budget allows it (reusing the
+    first attempt's parse, so OCR is not paid twice); still nothing: a failed row, error_type truncated.
+    """
+    sent = ctx.options.max_tokens
+    first = await ctx.dispatcher.send(
+        build, max_usd=lambda reusing: bound(reusing, sent), failure_charge_usd=failure_charge
+    )
+    if not _cut_empty(first):
+        return first
+    assert first.completion is not None
+    parsed = first.annotations
+    cap = _larger_cap(ctx, first.completion, lambda tokens: _usd(bound(bool(parsed), tokens)))
+    retried = None
+    if cap is not None:
+        retried = await ctx.dispatcher.send(
+            lambda annotations: {**build(annotations or parsed), "max_tokens": cap},
+            max_usd=lambda reusing: bound(reusing or bool(parsed), cap),
+            failure_charge_usd=lambda reusing: failure_charge(reusing or bool(parsed)),
+        )
+    attempts = first.attempts + (retried.attempts if retried else 0)
+    cost = first.cost_usd + (retried.cost_usd if retried else 0.0)
+    annotations = parsed + (retried.annotations if retried else ())
+    if retried is not None and not _cut_empty(retried):
+        return dataclasses.replace(retried, attempts=attempts, cost_usd=cost, annotations=annotations)
+    return Attempted(None, _truncated(first.completion, sent, cap), attempts, cost, annotations)
+
+
+async def _combine_halves(job: Job, ctx: JobContext, partials: list[tuple[str, str]]) -> Attempted:
+    """Combine each half of the partial answers, then the two results (their tokens summed into the last)."""
+    middle = len(partials) // 2
+    halves = [partials[:middle], partials[middle:]]
+    done = [await _combine(job, ctx, half) for half in halves]
+    attempts, cost = sum(d.attempts for d in done), sum(d.cost_usd for d in done)
+    answers = [d.completion for d in done if d.completion is not None]
+    if len(answers) < len(done):
+        failed = next(d for d in done if d.completion is None)
+        return Attempted(None, failed.error, attempts, cost)
+    labels = [f"{half[0][0].split('-')[0]}-{half[-1][0].split('-')[-1]}" for half in halves]
+    final = await _combine(job, ctx, [(label, a.content) for label, a in zip(labels, answers, strict=True)])
+    completion = _summed(final.completion, [*answers, final.completion]) if final.completion else None
+    return Attempted(completion, final.error, attempts + final.attempts, cost + final.cost_usd)
+
+
+def _usd(bound: Bound) -> float:
+    return bound.tokens_usd + bound.fee_usd
+
+
+def _cut_empty(attempted: Attempted) -> bool:
+    completion = attempted.completion
+    return completion is not None and completion.truncated and not completion.content.strip()
+
+
+def _larger_cap(ctx: JobContext, cut: Completion, bound: Callable[[int], float]) -> int | None:
+    """Room for what the model reasoned plus the answer, within the model's limits and what the budget has left."""
+    sent = ctx.options.max_tokens
+    cap = sent + max(sent, cut.reasoning_tokens)
+    if ctx.model.max_completion_tokens:
+        cap = min(cap, ctx.model.max_completion_tokens)
+    if ctx.model.usable_context:
+        cap = min(cap, ctx.model.usable_context - cut.prompt_tokens)  # the prompt stays; the cap must fit beside it
+    remaining = ctx.dispatcher.budget.remaining_usd
+    if remaining is not None and bound(cap) > remaining:
+        per_token = (bound(cap) - bound(sent)) / (cap - sent) if cap > sent else 0.0
+        cap = sent + int((remaining - bound(sent)) / per_token) if per_token > 0 else sent
+    return cap if cap > sent else None
+
+
+def _truncated(cut: Completion, sent: int, cap: int | None) -> errors.Truncated:
+    tried = f", and again with {cap}" if cap is not None else " (no larger cap fits the model or the budget)"
+    return errors.Truncated(
+        f"the answer was cut by the length limit before any of it was written: max_tokens {sent}{tried}, "
+        f"{cut.reasoning_tokens} tokens spent reasoning; a rerun with a larger --max-tokens (or a lower "
+        "--reasoning) answers it"
+    )
 
 
 def _text_body(options: RequestOptions, text: str, name: str) -> Body:
@@ -336,17 +432,46 @@ def _stored(ctx: JobContext, doc_id: str, engine: str, part: Part | None) -> tup
     return tuple(as_message_annotation(a) for a in ctx.stored_annotations(doc_id))
 
 
-def _bound(ctx: JobContext, engine: str, scope: Inspection, *, text_chars: int | None, reusing: bool) -> Bound:
+def _bound(
+    ctx: JobContext, engine: str, scope: Inspection, *, text_chars: int | None, reusing: bool, max_tokens: int
+) -> Bound:
     return estimate(
         engine,
         scope,
         ctx.model,
         ctx.prices,
         prompt_chars=ctx.options.instruction_chars,
-        max_tokens=ctx.options.max_tokens,
+        max_tokens=max_tokens,
         text_chars=text_chars,
         reuse_annotations=reusing,
     ).bound
+
+
+def _room(ctx: JobContext) -> int | None:
+    """Prompt tokens one request may hold: the model's served context minus max_tokens (None: unknown)."""
+    context = ctx.model.usable_context
+    return context - ctx.options.max_tokens if context else None
+
+
+def _prompt_upper(ctx: JobContext, engine: str, scope: Inspection, text_chars: int | None = None) -> int:
+    """At most how many prompt tokens sending `scope` with `engine` takes."""
+    return estimate(
+        engine,
+        scope,
+        ctx.model,
+        ctx.prices,
+        prompt_chars=ctx.options.instruction_chars,
+        max_tokens=0,
+        text_chars=text_chars,
+    ).max_prompt_tokens
+
+
+def _check_context(ctx: JobContext, tokens: int, what: Part | Inspection) -> None:
+    """TooLarge (so the range is sent in halves) when the text really read is over the context after all."""
+    room = _room(ctx)
+    if room is not None and tokens > room:
+        pages = what.label if isinstance(what, Part) else "all"
+        raise errors.TooLarge(f"pages {pages} may need {tokens:,} prompt tokens, over the {room:,} the context allows")
 
 
 def _scoped(inspection: Inspection, part: Part | None) -> Inspection:

@@ -19,7 +19,7 @@ class RequestOptions:
 
     model: str
     prompt: str
-    max_tokens: int
+    max_tokens: int  # what is sent: the answer cap plus the reasoning budget (docrouter.reasoning)
     wire_names: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_WIRE_NAMES))
     temperature: float | None = 0.0
     max_price: dict[str, float] | None = None  # provider.max_price: the most the run pays (budget.py)
@@ -29,6 +29,8 @@ class RequestOptions:
     def instruction_chars(self) -> int:
         """What every request adds to its document: the prompt and any response_format (input tokens both)."""
         return len(self.prompt) + (len(json.dumps(self.response_format)) if self.response_format else 0)
+
+    reasoning: dict[str, Any] | None = None  # OpenRouter's `reasoning` parameter; None: not sent
 
 
 def data_url(mime_type: str, data: bytes) -> str:
@@ -49,6 +51,8 @@ def _body(options: RequestOptions, messages: list[dict[str, Any]]) -> dict[str, 
         body["provider"] = {"max_price": options.max_price}
     if options.response_format is not None:
         body["response_format"] = options.response_format
+    if options.reasoning is not None:
+        body["reasoning"] = dict(options.reasoning)
     return body
 
 

@@ -6,8 +6,10 @@ mistral-ocr costs a page fee plus the OCR text as tokens; images cost min(1568, 
 `max_usd` is an upper bound the budget can reserve: the answer at max_tokens, prompt tokens at their
 upper bound (estimated counts times a safety factor), all at the most the run tells the server it will
 pay (`MaxPrice`, sent as provider.max_price), plus the parse fee unless a stored parse is reused.
-Known gaps, kept on purpose: images that mistral-ocr forwards to image-capable models and conditional
-`overrides` prices are not in the bound.
+Prompt-size price `overrides` apply to the whole request once its prompt reaches their threshold (the
+bound uses the upper prompt count, so it reaches them first, and scales the max price by the override's
+rise). Known gap, kept on purpose: images that mistral-ocr forwards to image-capable models are not in
+the bound.
 """
 
 from __future__ import annotations
@@ -162,16 +164,14 @@ def estimate(
     prompt = instruction + prices.framing_tokens + typical
     prompt_max = instruction + prices.framing_tokens_upper + upper
     fee = 0.0 if reuse_annotations else parse_fee(engine, inspection, prices)
-    fixed = fee + model.request_price + max_tokens * model.completion_price
-    if engine == IMAGE_ENGINE:
-        fixed += model.image_price
+    fixed = fee + model.request_price + (model.image_price if engine == IMAGE_ENGINE else 0.0)
     bound = token_bound(engine, model, prices.ceiling, prompt_max, max_tokens, fee)
     answer = max_tokens if answer_tokens is None else min(answer_tokens, max_tokens)
     return Estimate(
         prompt_tokens=prompt,
         completion_tokens=answer,
         parse_fee_usd=fee,
-        expected_usd=prompt * model.prompt_price + fixed - (max_tokens - answer) * model.completion_price,
+        expected_usd=fixed + _tokens_usd(model, prompt, answer),
         max_usd=bound.tokens_usd + bound.fee_usd,
         max_prompt_tokens=prompt_max,
         bound=bound,
@@ -181,12 +181,29 @@ def estimate(
 def token_bound(
     engine: str, model: ModelInfo, ceiling: MaxPrice | None, prompt_tokens: int, max_tokens: int, fee: float
 ) -> Bound:
-    """Tokens, images and the request at the max price (the server refuses more); the OCR fee at list price."""
+    """Tokens, images and the request at the max price (the server refuses more); the OCR fee at list price.
+
+    A prompt long enough for a price override raises the max price as much as the override raises the list.
+    """
     most = ceiling or MaxPrice(model.prompt_price, model.completion_price, model.image_price, model.request_price)
-    tokens = prompt_tokens * most.prompt + max_tokens * most.completion + most.request
+    prompt_rise, completion_rise = _override_rise(model, prompt_tokens)
+    tokens = prompt_tokens * most.prompt * prompt_rise + max_tokens * most.completion * completion_rise + most.request
     if engine == IMAGE_ENGINE:
         tokens += most.image
     return Bound(tokens, fee, "ocr" if fee else None)
+
+
+def _override_rise(model: ModelInfo, prompt_tokens: int) -> tuple[float, float]:
+    """How many times the list prices a prompt of this size pays (1, 1 below every override)."""
+    prompt, completion = model.prices_at(prompt_tokens)
+    prompt_rise = prompt / model.prompt_price if model.prompt_price else 1.0
+    return prompt_rise, completion / model.completion_price if model.completion_price else 1.0
+
+
+def _tokens_usd(model: ModelInfo, prompt_tokens: int, completion_tokens: int) -> float:
+    """Tokens at the prices a prompt of this size gets (a long-prompt override raises both)."""
+    prompt_price, completion_price = model.prices_at(prompt_tokens)
+    return prompt_tokens * prompt_price + completion_tokens * completion_price
 
 
 def parse_fee(engine: str, inspection: Inspection, prices: PriceBook) -> float:

@@ -43,6 +43,8 @@ class Result:
     sent_as: str | None = None  # upload (bytes in the request) | url (the API fetched it); None: not sent
     schema_sha256: str | None = None  # the --schema the answer was extracted against
     extraction: str | None = None  # with --schema: valid | repaired (valid after one repair) | invalid
+    reasoning_tokens: int | None = 0  # of completion_tokens, spent reasoning (null in folders older than it)
+    truncated: bool | None = False  # the answer was cut by the length limit (null in folders older than it)
 
 
 @dataclass(frozen=True)

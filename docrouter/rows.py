@@ -122,6 +122,8 @@ def attempted_row(
             generation_id=completion.generation_id,
             content=completion.content,
             finish_reason=completion.finish_reason,
+            reasoning_tokens=completion.reasoning_tokens,
+            truncated=completion.truncated,
         )
     assert error is not None
     status: Status = "over_budget" if isinstance(error, errors.OverBudget) else "failed"

@@ -47,6 +47,7 @@ from docrouter.pdfwork import PdfLimits, PdfLog, TextWorkers
 from docrouter.pricing import PriceBook, priced_model
 from docrouter.progress import Progress
 from docrouter.reading import still_discovered
+from docrouter.reasoning import resolve as resolve_reasoning
 from docrouter.results import Extraction, Result
 from docrouter.routing import Router, check_forced_engine
 from docrouter.rows import Job, RunColumns, copy_row, unsent_row
@@ -127,6 +128,7 @@ async def open_session(
         model, ceiling = priced_model(catalogue.get(config.model), config)
         forced = None if config.engine == "auto" else config.engine
         check_forced_engine(forced, model)
+        reasoning = resolve_reasoning(config.reasoning, model, config.max_tokens)
         run_id = new_run_id()
         writer = stack.enter_context(lease.acquire(Path(config.out), config.shard, config.shards, run_id))
         limits = PdfLimits.from_env()
@@ -151,10 +153,11 @@ async def open_session(
         options = RequestOptions(
             model=config.model,
             prompt=extracting.prompt_for(extracting.schema, config.prompt) if extracting else config.prompt,
-            max_tokens=config.max_tokens,
+            max_tokens=reasoning.max_tokens(config.max_tokens),
             wire_names={**DEFAULT_WIRE_NAMES, "pdf-text": config.pdf_text_wire_name},
             max_price=ceiling.wire(),
             response_format=extracting.response_format(extracting.schema) if extracting else None,
+            reasoning=reasoning.parameter,
         )
         inspector = stack.enter_context(inspection_pool(limits))
         fetcher = Fetcher(http, UrlCache(Path(config.out) / CACHE_DIR))
@@ -358,7 +361,8 @@ def make_router(config: RunConfig, model: ModelInfo, prices: PriceBook, history:
         prices=prices,
         forced=None if config.engine == "auto" else config.engine,
         prompt_chars=config.instruction_chars,
-        max_tokens=config.max_tokens,
+        # the request's cap: the answer's plus the reasoning budget an effort adds (counted in full at most)
+        max_tokens=resolve_reasoning(config.reasoning, model, config.max_tokens).max_tokens(config.max_tokens),
         answer_tokens=answer_length(config, history).tokens,
         annotated=history.annotated,
     )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -109,6 +110,27 @@ def _pages_per_part(engine: str, bytes_per_page: float, chars_per_page: float, l
         # base64 grows the file by 4/3; keep 5% for the JSON around it.
         cap = min(cap, int(limits.max_body_bytes * 0.95 * 3 / 4 / bytes_per_page))
     return max(1, cap)
+
+
+def split_to_fit(parts: Sequence[Part], tokens_of: Callable[[Part], int], limit: int | None) -> list[Part]:
+    """The parts, each cut into even page ranges until its estimated prompt tokens fit `limit` (None: any).
+
+    A single page that cannot fit is TooLarge: it is refused before any request, so before any money.
+    """
+    fitted: list[Part] = []
+    for part in parts:
+        tokens = tokens_of(part)
+        if limit is None or tokens <= limit:
+            fitted.append(part)
+        elif part.pages == 1:
+            raise TooLarge(
+                f"page {part.first + 1} alone may need {tokens:,} prompt tokens, more than the {max(0, limit):,} "
+                "the model's context leaves beside the answer (--max-tokens and the reasoning budget)"
+            )
+        else:
+            pieces = min(part.pages, max(2, math.ceil(tokens / max(1, limit))))
+            fitted.extend(split_to_fit(_cap(part, math.ceil(part.pages / pieces)), tokens_of, limit))
+    return fitted
 
 
 def _cap(run: Part, size: int) -> list[Part]:

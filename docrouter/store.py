@@ -155,7 +155,7 @@ class Store:
                 self._writer.append_many(entries)
             for result, annotations, _ in items:
                 self._pending.append(_Pending(self._writer.first_line, result, tuple(annotations)))
-                if result.status == "ok":
+                if _answered(result.status, result.truncated):
                     self._done.add(_key(result))
             due = self._clock() - self._last_flush >= self.flush_seconds
             if self._writer.lines >= self.flush_every or due:
@@ -341,6 +341,12 @@ def _note(index: dict[str, tuple[Path, ...]], doc_id: str, path: Path) -> None:
         index[doc_id] = (*paths, path)
 
 
+def _answered(status: object, truncated: object) -> bool:
+    """Done for good: ok and not cut by the length limit (a truncated answer is answered again by a rerun;
+    older folders have no `truncated` column, read as null)."""
+    return status == "ok" and not truncated
+
+
 def _index_results(out_dir: Path) -> tuple[set[Key], dict[str, tuple[Path, ...]]]:
     """The ok keys and the parts holding each document, from four columns of the parts and journal tails."""
     done: set[Key] = set()
@@ -348,14 +354,14 @@ def _index_results(out_dir: Path) -> tuple[set[Key], dict[str, tuple[Path, ...]]
     tail = read_tail(out_dir)
     parts = part_paths(out_dir / RESULTS_DIR)
     files = {str(p): p for p in parts}
-    columns = ["doc_id", "model", "prompt_sha256", "status", "__filename"]
-    for doc_id, model, prompt, status, filename in _rows(scan(parts, RESULTS_SCHEMA, columns)):
-        if status == "ok":
+    columns = ["doc_id", "model", "prompt_sha256", "status", "truncated", "__filename"]
+    for doc_id, model, prompt, status, truncated, filename in _rows(scan(parts, RESULTS_SCHEMA, columns)):
+        if _answered(status, truncated):
             done.add((doc_id, sys.intern(model), sys.intern(prompt)))  # a few models and prompts, 100k rows
         _note(where, doc_id, files[filename])
     for row in journal_rows(RESULTS, parts, tail):
         key = (row.get("doc_id"), row.get("model"), row.get("prompt_sha256"))
-        if row.get("status") == "ok" and all(isinstance(k, str) for k in key):
+        if _answered(row.get("status"), row.get("truncated")) and all(isinstance(k, str) for k in key):
             done.add(cast(Key, key))
     return done, where
 

@@ -70,6 +70,7 @@ async def docrouter_backfill(
     send_urls: str = "auto",
     url_cache_size: int = DEFAULT_CACHE_BYTES,
     extraction_schema: dict[str, Any] | str | None = None,
+    reasoning: str = "auto",
     deployment_name: str = SHARD_DEPLOYMENT,
     poll_seconds: float = 5.0,
     timeout_hours: float = 24.0,

@@ -30,6 +30,9 @@ def run_summary(session: Session, selection: Selection) -> dict[str, Any]:
         "run_id": session.run_id,
         "out": session.config.out,
         "model": session.config.model,
+        "reasoning": session.config.reasoning,  # as asked; what was sent is `reasoning_sent`
+        "reasoning_sent": session.jobs.options.reasoning,
+        "request_max_tokens": session.jobs.options.max_tokens,  # --max-tokens plus the reasoning budget
         "documents": progress.total,
         "processed": progress.finished,
         "already_done": selection.already_done,

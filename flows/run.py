@@ -56,6 +56,7 @@ async def docrouter_run(
     send_urls: str = "auto",
     url_cache_size: int = DEFAULT_CACHE_BYTES,
     extraction_schema: dict[str, Any] | str | None = None,
+    reasoning: str = "auto",
     show_progress: bool = False,
 ) -> dict[str, Any]:
     """Answer every document under `sources` and in the `urls` list files, and write results to `out` (the API

@@ -117,10 +117,12 @@ def test_2025_example_parses_prices_capabilities_and_limits() -> None:
         max_completion_tokens=32768,
         tokenizer="GPT",
         structured_outputs=True,  # listed in its supported_parameters
+        top_context_length=1047576,
     )
     assert model.takes_files and model.takes_images
     without = {**GPT_41_MINI_2025, "supported_parameters": ["tools"]}
     assert not parse_models({"data": [without]})[model.id].structured_outputs
+    assert not model.reasoning and not model.reasoning_mandatory and model.overrides == ()
 
 
 def test_2026_example_with_omitted_zero_prices_and_overrides_uses_the_default_prices() -> None:
@@ -129,6 +131,35 @@ def test_2026_example_with_omitted_zero_prices_and_overrides_uses_the_default_pr
     assert (model.prompt_price, model.completion_price) == (0.000003, 0.000015)
     assert (model.image_price, model.request_price) == (0.0, 0.0)
     assert model.max_completion_tokens == 64000 and model.tokenizer == "Claude"
+
+
+def test_2026_example_reads_reasoning_the_served_context_and_the_long_prompt_override() -> None:
+    model = parse_models({"data": [CLAUDE_SONNET_4_2026]})["anthropic/claude-sonnet-4"]
+    assert model.reasoning and not model.reasoning_mandatory  # "reasoning": {"mandatory": false}, listed
+    assert (model.context_length, model.top_context_length, model.usable_context) == (1000000, 200000, 200000)
+    assert model.prices_at(199_999) == (0.000003, 0.000015)
+    assert model.prices_at(200_000) == (0.000006, 0.0000225)  # the override: 2x prompt, 1.5x completion
+
+
+def test_mandatory_reasoning_and_windowed_overrides() -> None:
+    item = {
+        "id": "x/thinker",
+        "reasoning": {"mandatory": True},
+        "pricing": {
+            "prompt": "0.000001",
+            "completion": "0.000002",
+            "overrides": [
+                {"utc_start": "2026-01-01T00:00:00Z", "utc_end": "2026-01-02T00:00:00Z", "prompt": "0.5"},
+                {"min_prompt_tokens": 1000, "prompt": "0.000004"},
+                "junk",
+            ],
+        },
+    }
+    model = parse_models({"data": [item]})["x/thinker"]
+    assert model.reasoning and model.reasoning_mandatory
+    assert model.prices_at(999) == (0.000001, 0.000002)
+    assert model.prices_at(5000) == (0.000004, 0.000002)  # a key the override omits keeps the default price
+    assert len(model.overrides) == 1  # time windows are not modelled; junk is skipped
 
 
 def test_prices_as_numbers_missing_or_garbage_are_read_leniently() -> None:

@@ -94,6 +94,7 @@ def test_columns_added_later_read_as_defaults_or_nulls_from_old_parts_and_journa
     newer = newer.append(pa.field("future_label", pa.string()))
     stored = read_table(part_paths(out / "results"), newer)
     assert stored.num_rows == 5 and stored["future_count"].null_count == 5
+    assert stored["truncated"].null_count == stored["reasoning_tokens"].null_count == 5  # issue 16's columns
     journal = next((out / "_journal").glob("*.jsonl"))
     rows = [json.loads(line)["result"] for line in journal.read_text().splitlines()]
     table = tolerant_table(rows, newer, {"future_count": 0})

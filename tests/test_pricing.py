@@ -213,3 +213,17 @@ def test_the_max_price_is_the_list_price_plus_the_headroom_and_bounds_reservatio
 def test_max_tokens_over_the_models_limit_is_refused() -> None:
     with pytest.raises(ConfigError, match="8192"):
         priced_model(LISTED, run_config(max_tokens=10_000))
+
+
+def test_a_long_prompt_override_prices_the_whole_request_once_its_prompt_can_reach_it() -> None:
+    import dataclasses
+
+    from docrouter.catalogue import PriceOverride
+
+    model = dataclasses.replace(GPT, overrides=(PriceOverride(10_000, 8e-7, 3.2e-6),))
+    short = Inspection(doc_id="s", kind="pdf", pages=1, text_chars=4_000)  # ~1,000 tokens: default prices
+    long = Inspection(doc_id="l", kind="pdf", pages=30, text_chars=120_000)  # 30,000 tokens: the override
+    for doc, factor in ((short, 1.0), (long, 2.0)):
+        with_override = estimate("local-text", doc, model, PriceBook(), prompt_chars=40, max_tokens=1000)
+        default = estimate("local-text", doc, GPT, PriceBook(), prompt_chars=40, max_tokens=1000)
+        assert with_override.max_usd == pytest.approx(default.max_usd * factor)

@@ -106,19 +106,23 @@ def test_a_second_prompt_sends_the_stored_annotations_and_is_billed_no_ocr_fee(a
     assert len(answered) == LETTERS
 
 
-def test_ask_reuses_the_stored_parse_pays_no_ocr_fee_and_prints_an_answer(
-    archive: Archive, capsys: pytest.CaptureFixture[str]
-) -> None:
-    args = argparse.Namespace(
+def ask_args(archive: Archive, *, max_tokens: int) -> argparse.Namespace:
+    """`docrouter ask DIR --doc letter_0.pdf "Who signed this letter?"` against the archive's emulator."""
+    return argparse.Namespace(
         dir=str(archive.out),
         doc="letter_0.pdf",
         question="Who signed this letter?",
         model=None,
-        max_tokens=200,
+        max_tokens=max_tokens,
         offline=False,
         base_url=archive.emu.base_url,
     )
-    assert ask_command(args) == 0
+
+
+def test_ask_reuses_the_stored_parse_pays_no_ocr_fee_and_prints_an_answer(
+    archive: Archive, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert ask_command(ask_args(archive, max_tokens=200)) == 0
     chats = archive.chats_since(len(archive.first_chats))
     assert len(chats) == 1
     assert chats[0].reused_hashes == (file_hash(archive.source / "letter_0.pdf"),)
@@ -138,3 +142,11 @@ def test_a_renamed_file_is_not_sent_again_but_gets_its_own_row(archive: Archive)
     copies = frame[frame.run_id == summary["run_id"]]  # SPEC section 1: each path its own row, a copy at $0
     assert sorted(copies.path) == ["moved.pdf", "renamed.pdf"]
     assert (copies.status == "ok").all() and (copies.cost_usd == 0).all() and copies.content.notna().all()
+
+
+def test_ask_says_when_the_answer_was_cut_by_the_length_limit(
+    archive: Archive, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert ask_command(ask_args(archive, max_tokens=15)) == 0  # 60 characters: the emulated answer is longer
+    printed = capsys.readouterr()
+    assert printed.out.strip() and "cut by the length limit" in printed.err

@@ -68,3 +68,18 @@ def test_pdf_subset_is_a_real_pdf_of_those_pages(tmp_path, first: int, last: int
         writer.write(fh)
     subset = PdfReader(io.BytesIO(pdf_subset(str(path), first, last)))
     assert [int(p.mediabox.width) for p in subset.pages] == [100 + i for i in range(first, last + 1)]
+
+
+def test_parts_are_cut_evenly_until_their_estimated_tokens_fit_and_a_page_that_cannot_is_too_large() -> None:
+    from docrouter.errors import TooLarge
+    from docrouter.splitting import split_to_fit
+
+    def tokens(part: Part) -> int:
+        return 100 + 600 * part.pages  # a fixed instruction plus ~600 tokens a page
+
+    parts = split_to_fit([Part(0, 119, "local-text")], tokens, 15_000)
+    assert [p.pages for p in parts] == [24] * 5 and parts[-1].last == 119  # 72,100 tokens: five even ranges
+    assert all(tokens(p) <= 15_000 for p in parts)
+    assert split_to_fit([Part(0, 119, "native")], tokens, None) == [Part(0, 119, "native")]  # context unknown
+    with pytest.raises(TooLarge, match="page 1 alone"):
+        split_to_fit([Part(0, 3, "local-text")], tokens, 500)

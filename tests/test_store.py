@@ -279,3 +279,21 @@ def test_a_run_without_annotations_still_leaves_a_readable_empty_annotations_dat
     frame = pandas.read_parquet(tmp_path / "annotations")
     assert frame.empty and frame.columns.tolist() == ANNOTATIONS_SCHEMA.names
     assert pq.read_schema(tmp_path / "annotations" / "part-run-a-00000000.parquet").names == ANNOTATIONS_SCHEMA.names
+
+
+def test_truncated_ok_rows_are_not_done_and_folders_without_the_new_columns_still_read(tmp_path: Path) -> None:
+    from docrouter.datasets import to_table, write_part
+
+    old_schema = pa.schema([f for f in RESULTS_SCHEMA if f.name not in ("reasoning_tokens", "truncated")])
+    old_row = {k: v for k, v in dataclasses.asdict(make_result(1, "run-old")).items() if k in old_schema.names}
+    (tmp_path / "results").mkdir()
+    write_part(tmp_path / "results", "part-run-old-00000000.parquet", to_table([old_row], old_schema))
+    with Store(tmp_path, "run-a") as store:
+        assert store.done_keys() == {(f"{1:064x}", "openai/gpt-4o-mini", PROMPT)}  # an older ok row is done
+        store.record(make_result(2, truncated=True, finish_reason="length", reasoning_tokens=900))
+        assert {key[0] for key in store.done_keys()} == {f"{1:064x}"}  # a cut answer is answered again
+    with Store(tmp_path, "run-b") as store:
+        assert {key[0] for key in store.done_keys()} == {f"{1:064x}"}
+    frame = read_results(tmp_path).set_index("run_id")
+    assert pandas.isna(frame.loc["run-old", "truncated"]) and pandas.isna(frame.loc["run-old", "reasoning_tokens"])
+    assert (bool(frame.loc["run-a", "truncated"]), int(frame.loc["run-a", "reasoning_tokens"])) == (True, 900)

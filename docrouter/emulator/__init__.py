@@ -12,12 +12,14 @@ from docrouter.emulator.faults import FAULT_KINDS, Faults
 from docrouter.emulator.records import RequestRecord
 from docrouter.emulator.runner import Emulator
 from docrouter.emulator.state import DEFAULT_API_KEY
+from docrouter.emulator.thinking import ReasoningKnob
 
 __all__ = [
     "DEFAULT_API_KEY",
     "FAULT_KINDS",
     "Emulator",
     "Faults",
+    "ReasoningKnob",
     "RequestRecord",
     "add_emulator_arguments",
     "main_emulator",

@@ -136,7 +136,9 @@ def unaffordable_message(worst: Charge, model: ModelInfo, max_tokens: int, remai
     )
 
 
-def usage_body(bill: Charge, *, engine: str | None, reused: int, byok: bool = False) -> dict[str, Any]:
+def usage_body(
+    bill: Charge, *, engine: str | None, reused: int, byok: bool = False, reasoning: int = 0
+) -> dict[str, Any]:
     """The full `usage` object; the OCR fee is in `cost` and itemised in cost_details and file_parser.
 
     BYOK: the provider bills the user's own key (upstream_inference_cost) and `cost` is what OpenRouter
@@ -156,7 +158,7 @@ def usage_body(bill: Charge, *, engine: str | None, reused: int, byok: bool = Fa
             "upstream_inference_completions_cost": bill.completion_cost,
             "file_parser_cost": bill.parse_cost,
         },
-        "completion_tokens_details": {"reasoning_tokens": 0, "image_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": reasoning, "image_tokens": 0},
     }
     if engine is not None:
         usage["file_parser"] = {"engine": engine, "pages_billed": bill.ocr_pages, "cost": bill.parse_cost}

@@ -22,6 +22,7 @@ from docrouter.emulator.replies import Answer, completion_body, error_body, gene
 from docrouter.emulator.state import EmulatorState
 from docrouter.emulator.streams import streamed_answer
 from docrouter.emulator.structured import reply as structured_reply
+from docrouter.emulator.thinking import split_output
 
 STREAMED_ERRORS = frozenset({"5xx", "502_with_annotations", "200_error_body"})  # mid-stream when streaming
 
@@ -185,6 +186,7 @@ class Turn:
     faults: Faults
     state: EmulatorState
     trace: Trace
+    reasoning_tokens: int = 0  # spent by the answer (out of max_tokens first)
 
     @property
     def annotations(self) -> list[dict[str, Any]]:
@@ -214,9 +216,9 @@ def _billed(turn: Turn) -> Response:
     chat, ledger = turn.chat, turn.state.ledger
     model = chat.model.info
     tokens = prompt_tokens(chat, turn.files)
-    _check_context(chat, tokens)
-    reserved_output = chat.max_tokens or model.max_completion_tokens or 0
     ocr_pages = sum(f.ocr_pages for f in turn.files)
+    _check_context(turn, tokens, ocr_pages)
+    reserved_output = chat.max_tokens or model.max_completion_tokens or 0
     worst = turn.charge(tokens, reserved_output, ocr_pages)
     if not ledger.reserve(worst.total):
         message = billing.unaffordable_message(worst, model, reserved_output, ledger.remaining_usd or 0.0)
@@ -230,9 +232,18 @@ def _billed(turn: Turn) -> Response:
     return response
 
 
-def _check_context(chat: ChatRequest, tokens: int) -> None:
-    context, output = chat.model.info.context_length, chat.max_tokens or 0
+def _check_context(turn: Turn, tokens: int, ocr_pages: int) -> None:
+    """400 when prompt plus max_tokens exceed what the provider serves (the smaller of the two context lengths).
+
+    With the `context_refusal_bills_ocr` knob, the OCR done before the refusal is billed, as the API may.
+    """
+    chat = turn.chat
+    context, output = chat.model.info.usable_context, chat.max_tokens or 0
     if context and tokens + output > context:
+        if turn.faults.context_refusal_bills_ocr and ocr_pages:
+            fee = billing.parse_fee_only(chat.model.info, ocr_pages, turn.state.settings.ocr_fee_per_page)
+            turn.state.ledger.bill(fee.total)
+            turn.trace.billed_usd, turn.trace.ocr_pages_billed = fee.total, ocr_pages
         raise Rejection(
             400,
             f"This endpoint's maximum context length is {context} tokens. However, you requested "
@@ -250,7 +261,8 @@ def _respond(turn: Turn, tokens: int, fee: billing.Charge) -> tuple[Response, bi
         turn.trace.status = response.status_code
         return response, fee
     sources = [f.text for f in turn.files] + [describe_image(i) for i in chat.images]
-    content, finish = compose(chat.model.id, sources or [chat.user_text], chat.max_tokens)
+    turn.reasoning_tokens, room = split_output(chat.reasoning_tokens, chat.max_tokens)
+    content, finish = compose(chat.model.id, sources or [chat.user_text], room)
     if chat.schema is not None:
         broken = turn.trace.invalid_json = turn.state.picker.take_invalid_json()
         text = "\n\n".join(sources or [chat.user_text])
@@ -259,7 +271,8 @@ def _respond(turn: Turn, tokens: int, fee: billing.Charge) -> tuple[Response, bi
         content, finish = content[: len(content) // 2], "error"
     elif fault == "empty_content" or streamed_error:
         content = ""
-    bill = fee if streamed_error else turn.charge(tokens, billing.text_tokens(len(content)), fee.ocr_pages)
+    output = turn.reasoning_tokens + billing.text_tokens(len(content))
+    bill = fee if streamed_error else turn.charge(tokens, output, fee.ocr_pages)
     return _answer(turn, content, finish, bill), bill
 
 
@@ -268,7 +281,10 @@ def _answer(turn: Turn, content: str, finish: str, bill: billing.Charge) -> Resp
     chat = turn.chat
     error = _choice_error(turn)
     reused = sum(f.reused for f in turn.files)
-    usage = billing.usage_body(bill, engine=chat.engine, reused=reused, byok=turn.state.settings.byok)
+    reasoning = min(turn.reasoning_tokens, bill.completion_tokens)  # a failure bills no answer tokens
+    usage = billing.usage_body(
+        bill, engine=chat.engine, reused=reused, byok=turn.state.settings.byok, reasoning=reasoning
+    )
     generation_id = _remember(turn, "error" if error else finish, usage, bill)
     if turn.fault == "drop_after_billing":
         return DroppedResponse(generation_id)
@@ -277,7 +293,9 @@ def _answer(turn: Turn, content: str, finish: str, bill: billing.Charge) -> Resp
         "X-Provider-Name": chat.model.provider,
         "Access-Control-Expose-Headers": "X-Generation-Id,X-Provider-Name",
     }
-    answer = Answer(generation_id, chat.model, content, "error" if error else finish, turn.annotations, usage, error)
+    thought = f"(emulated reasoning: {reasoning} tokens)" if reasoning else None
+    outcome = "error" if error else finish
+    answer = Answer(generation_id, chat.model, content, outcome, turn.annotations, usage, error, reasoning=thought)
     if chat.stream:
         slow = turn.faults.slow_seconds if turn.fault == "slow" else 0.0
         return streamed_answer(answer, headers=headers, slow_seconds=slow)

@@ -15,6 +15,7 @@ from docrouter.emulator.faults import FAULT_KINDS, Faults, parse_fault_flag
 from docrouter.emulator.records import RequestRecord
 from docrouter.emulator.runner import Emulator
 from docrouter.emulator.state import DEFAULT_API_KEY
+from docrouter.emulator.thinking import parse_knob
 
 DEFAULT_PORT = 8787
 
@@ -43,6 +44,14 @@ def add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
         "--ocr-fee-multiplier", type=float, default=1.0, metavar="X", help="bill the OCR fee at X times"
     )
     parser.add_argument("--byok", action="store_true", help="answer as for a BYOK key (cost upstream)")
+    parser.add_argument(
+        "--reasoning-model",
+        action="append",
+        default=[],
+        metavar="MODEL=TOKENS[,mandatory][,low=N]",
+        help="make MODEL reason TOKENS tokens by default (out of max_tokens first); mandatory: it cannot be "
+        "turned off; EFFORT=N: tokens at that effort (minimal, low, medium, high)",
+    )
     parser.add_argument("--quiet", action="store_true", help="do not print a line per request")
 
 
@@ -73,6 +82,7 @@ def emulator_from(args: argparse.Namespace) -> Emulator:
         price_multiplier=args.price_multiplier,
         ocr_fee_multiplier=args.ocr_fee_multiplier,
         byok=args.byok,
+        reasoning=dict(parse_knob(text) for text in args.reasoning_model),
     )
 
 

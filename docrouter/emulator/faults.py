@@ -47,6 +47,7 @@ class Faults:
     generation_404_seconds: float = 0.0  # GET /generation says 404 for this long after the call
     credits_need_management_key: bool = False  # GET /credits answers 403 to an ordinary key
     invalid_json_answers: int = 0  # the next N answers to requests with a JSON schema are cut mid-JSON
+    context_refusal_bills_ocr: bool = False  # a 400 over the context window still bills the OCR it did
 
     def __post_init__(self) -> None:
         rates = self.rates()

@@ -13,6 +13,7 @@ from docrouter.emulator.faults import Faults
 from docrouter.emulator.models import EmulatedModel
 from docrouter.emulator.parsing import ENGINE_ALIASES, ENGINES, clean_text
 from docrouter.emulator.structured import schema_in_instructions
+from docrouter.emulator.thinking import ReasoningRefused
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 DETAILS = frozenset({"auto", "low", "high", "original"})
@@ -68,6 +69,7 @@ class ChatRequest:
     max_price: dict[str, float] = field(default_factory=dict)  # provider.max_price (prompt/completion per 1M)
     schema: dict[str, Any] | None = None  # a JSON Schema to answer with: response_format's or the instructions'
     structured: bool = False  # the schema came as response_format json_schema (reply with bare JSON)
+    reasoning_tokens: int = 0  # what the model will reason, before max_tokens cuts it
 
     @property
     def hashes(self) -> tuple[str, ...]:
@@ -117,6 +119,7 @@ def read_chat(body: bytes, models: dict[str, EmulatedModel], faults: Faults, max
         max_price=_max_price(payload),
         schema=response_schema if response_schema is not None else schema_in_instructions(user_text),
         structured=response_schema is not None,
+        reasoning_tokens=_reasoning_tokens(payload, model),
     )
 
 
@@ -181,6 +184,16 @@ def _model(payload: dict[str, Any], models: dict[str, EmulatedModel]) -> Emulate
         error_type="invalid_request",
         availability={"code": "model_not_found", "retryable": False, "requested_models": [str(named)]},
     )
+
+
+def _reasoning_tokens(payload: dict[str, Any], model: EmulatedModel) -> int:
+    """The model's reasoning for this request's `reasoning` parameter; 400 for turning off mandatory reasoning."""
+    if model.reasoning is None:
+        return 0
+    try:
+        return model.reasoning.spent(payload.get("reasoning"))
+    except ReasoningRefused as exc:
+        raise Rejection(400, str(exc), error_type="invalid_request") from None
 
 
 def _max_tokens(payload: dict[str, Any]) -> int | None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from docrouter.catalogue import ModelInfo, default_snapshot, supports_structured_outputs
 from docrouter.emulator.doc_models import DOC_MODELS
+from docrouter.emulator.thinking import ReasoningKnob, listed
 
 DEFAULT_MODELS_PATH = default_snapshot()  # the repository's data/models.json, or the copy in the wheel
 
@@ -30,6 +32,7 @@ class EmulatedModel:
     info: ModelInfo
     provider: str
     raw: dict[str, Any]
+    reasoning: ReasoningKnob | None = None  # None: the model does not reason
 
     @property
     def id(self) -> str:
@@ -57,6 +60,7 @@ def model_from_json(raw: dict[str, Any]) -> EmulatedModel:
         max_completion_tokens=top.get("max_completion_tokens"),
         tokenizer=str(architecture.get("tokenizer") or ""),
         structured_outputs=supports_structured_outputs(raw),
+        top_context_length=int(top.get("context_length") or 0),
     )
     provider = _PROVIDERS.get(info.id.split("/")[0], "Emulated Provider")
     return EmulatedModel(info=info, provider=provider, raw=raw)
@@ -69,6 +73,18 @@ def load_models(path: Path | None = None, *, with_doc_models: bool = True) -> di
     for raw in [*listed, *(DOC_MODELS if with_doc_models else [])]:
         models.setdefault(raw["id"], model_from_json(raw))
     return models
+
+
+def with_reasoning(models: dict[str, EmulatedModel], knobs: Mapping[str, ReasoningKnob]) -> dict[str, EmulatedModel]:
+    """The catalogue with reasoning knobs applied (listed in /models as the API lists reasoning models)."""
+    unknown = sorted(set(knobs) - set(models))
+    if unknown:
+        raise ValueError(f"reasoning knob for unknown model(s): {', '.join(unknown)}")
+    updated = dict(models)
+    for model_id, knob in knobs.items():
+        model = models[model_id]
+        updated[model_id] = EmulatedModel(model.info, model.provider, listed(model.raw, knob), knob)
+    return updated
 
 
 def models_page(

@@ -40,8 +40,14 @@ def error_body(
     return {"error": error, "user_id": USER_ID}
 
 
-def message_body(content: str, annotations: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"role": "assistant", "content": content, "refusal": None, "reasoning": None, "annotations": annotations}
+def message_body(content: str, annotations: list[dict[str, Any]], reasoning: str | None = None) -> dict[str, Any]:
+    return {
+        "role": "assistant",
+        "content": content,
+        "refusal": None,
+        "reasoning": reasoning,
+        "annotations": annotations,
+    }
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,7 @@ class Answer:
     annotations: list[dict[str, Any]]
     usage: dict[str, Any]
     error: dict[str, Any] | None = None  # finish_reason "error": in the choice, or a mid-stream error event
+    reasoning: str | None = None  # message.reasoning: the model's reasoning text (null when it did not reason)
 
 
 def completion_body(answer: Answer) -> dict[str, Any]:
@@ -64,7 +71,7 @@ def completion_body(answer: Answer) -> dict[str, Any]:
         "finish_reason": answer.finish_reason,
         "native_finish_reason": native_finish_reason(answer.model, answer.finish_reason),
         "index": 0,
-        "message": message_body(answer.content, answer.annotations),
+        "message": message_body(answer.content, answer.annotations, answer.reasoning),
     }
     if answer.error is not None:
         choice["error"] = answer.error
@@ -149,7 +156,7 @@ def generation_data(
         "native_tokens_prompt": usage["prompt_tokens"],
         "native_tokens_completion": usage["completion_tokens"],
         "native_tokens_completion_images": 0,
-        "native_tokens_reasoning": 0,
+        "native_tokens_reasoning": usage["completion_tokens_details"]["reasoning_tokens"],
         "native_tokens_cached": 0,
         "num_media_prompt": media,
         "num_media_completion": 0,

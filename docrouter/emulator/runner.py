@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -14,10 +15,11 @@ import uvicorn
 
 from docrouter.emulator.failures import quiet_dropped_connections
 from docrouter.emulator.faults import Faults
-from docrouter.emulator.models import load_models
+from docrouter.emulator.models import load_models, with_reasoning
 from docrouter.emulator.records import RequestRecord
 from docrouter.emulator.server import build_app
 from docrouter.emulator.state import DEFAULT_API_KEY, EmulatorState, Settings
+from docrouter.emulator.thinking import ReasoningKnob
 
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 10.0
@@ -74,6 +76,7 @@ class Emulator:
         price_multiplier: float = 1.0,
         ocr_fee_multiplier: float = 1.0,
         byok: bool = False,
+        reasoning: Mapping[str, ReasoningKnob] | None = None,
     ) -> None:
         settings = Settings(
             api_key=api_key, price_multiplier=price_multiplier, ocr_fee_multiplier=ocr_fee_multiplier, byok=byok
@@ -86,6 +89,7 @@ class Emulator:
             settings = dataclasses.replace(settings, max_image_pixels=max_image_pixels)
         # doc_models: also serve the three models OpenRouter's documentation examples name
         models = load_models(Path(models_path) if models_path else None, with_doc_models=doc_models)
+        models = with_reasoning(models, reasoning or {})  # reasoning: model id -> how much it reasons
         self.state = EmulatorState(
             settings, models, faults=faults or Faults(), latency=latency, credits_usd=credits_usd, seed=seed
         )
