@@ -328,8 +328,9 @@ def select(
     answered: frozenset[tuple[str, str]] | None = None,
 ) -> Selection:
     """Drop documents already answered for this (model, prompt), and those whose last row is a terminal failure
-    (`failed`); keep one path per content, the rest copies. With `answered` (the paths that have an ok row), a
-    new path of content an earlier run answered is a copy: it gets its own row, at cost 0."""
+    (`failed`); keep one path per content, the rest copies. With `answered` ((doc_id, path) pairs that have an ok
+    row, under any source root: a moved archive is not new), a new path of content an earlier run answered is a
+    copy: it gets its own row, at cost 0."""
     fresh: list[Document] = []
     copies: list[Document] = []
     settled: list[tuple[Document, str]] = []
@@ -341,7 +342,7 @@ def select(
             copies.append(doc)
             continue
         why = _settled(doc, (doc.doc_id, config.model, config.prompt_sha256), done, failed or set(), config)
-        if why == "already_done" and answered is not None and (doc.source_root, doc.rel_path) not in answered:
+        if why == "already_done" and answered is not None and (doc.doc_id, doc.rel_path) not in answered:
             copies.append(doc)
             continue
         if why:

@@ -417,7 +417,7 @@ class History:
     A run reads it at its start and keeps it: its estimates stay what `plan` said for the same DIR."""
 
     done: frozenset[Key] = frozenset()  # ok for (doc_id, model, prompt)
-    answered: frozenset[tuple[str, str]] = frozenset()  # (source_root, path) with an ok row for this model/prompt
+    answered: frozenset[tuple[str, str]] = frozenset()  # (doc_id, path) with an ok row for this model/prompt
     failed: frozenset[Key] = frozenset()  # the latest row is a terminal failure
     annotated: frozenset[str] = frozenset()  # doc_ids with a stored parse
     answer_tokens: tuple[int, ...] = ()  # completion tokens of paid ok answers for this model and prompt
@@ -429,18 +429,18 @@ def read_history(out_dir: str | Path | None, model: str, prompt_sha256: str) -> 
     if not out_dir or not (Path(out_dir) / RESULTS_DIR).is_dir():
         return History()
     out = Path(out_dir)
-    columns = ["source_root", "path", "doc_id", "model", "prompt_sha256", "status", "attempts", "completion_tokens"]
+    columns = ["path", "doc_id", "model", "prompt_sha256", "status", "attempts", "completion_tokens"]
     done: set[Key] = set()
     answered: set[tuple[str, str]] = set()
     tokens: list[int] = []
     answers: dict[str, tuple[str, str | None]] = {}
     table = read_dataset(out, RESULTS, [*columns, "engine"])
-    for root, path, doc_id, row_model, prompt, status, attempts, completion, engine in _rows(table.to_batches()):
+    for path, doc_id, row_model, prompt, status, attempts, completion, engine in _rows(table.to_batches()):
         if status != "ok":
             continue
         done.add((doc_id, row_model, prompt))
         if (row_model, prompt) == (model, prompt_sha256):
-            answered.add((root, path))
+            answered.add((doc_id, path))  # not the root: an archive moved or mounted elsewhere is the same
             answers.setdefault(doc_id, (path, engine))
             if attempts:  # copies (attempts 0) repeat an answer; they say nothing new about its length
                 tokens.append(int(completion or 0))

@@ -24,7 +24,11 @@ def test_ocr_fee_and_pdf_text_name_reach_the_estimate_and_the_wire(
     write_corpus(tmp_path / "docs", text=1, scans=1)
     with Emulator(seed=3) as emu:
         monkeypatch.setenv("OPENROUTER_API_KEY", emu.api_key)
+        # Each run with a fresh cache: the per-user answer-length history the first run leaves would move the
+        # second run's expected answer too, and this test isolates the page fee.
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache-cheap"))
         cheap = results(run_once(tmp_path, "cheap", emu, engine="mistral-ocr", ocr_fee=0.002))
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache-dear"))
         dear = results(run_once(tmp_path, "dear", emu, engine="mistral-ocr", ocr_fee=0.05))
         # The emulator, like OpenRouter after the rename, refuses the legacy wire name "pdf-text".
         emu.set_faults(Faults(pdf_text_rejected=True))
