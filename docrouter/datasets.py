@@ -59,6 +59,8 @@ RESULTS_SCHEMA = pa.schema(
         pa.field("sent_as", pa.string()),
         pa.field("schema_sha256", pa.string()),
         pa.field("extraction", pa.string()),
+        pa.field("answered_model", pa.string()),
+        pa.field("provider", pa.string()),
     ]
 )
 

@@ -30,6 +30,10 @@ class RequestOptions:
         """What every request adds to its document: the prompt and any response_format (input tokens both)."""
         return len(self.prompt) + (len(json.dumps(self.response_format)) if self.response_format else 0)
 
+    system_prompt: str | None = None
+    provider: dict[str, Any] = field(default_factory=dict)  # OpenRouter's provider preferences (order, zdr...)
+    fallback_models: tuple[str, ...] = ()  # sent as `models`, after the model itself
+
 
 def data_url(mime_type: str, data: bytes) -> str:
     """A base64 data URL, the form OpenRouter accepts for files and images."""
@@ -37,6 +41,8 @@ def data_url(mime_type: str, data: bytes) -> str:
 
 
 def _body(options: RequestOptions, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    if options.system_prompt:
+        messages = [{"role": "system", "content": options.system_prompt}, *messages]
     body: dict[str, Any] = {
         "model": options.model,
         "messages": messages,
@@ -45,8 +51,13 @@ def _body(options: RequestOptions, messages: list[dict[str, Any]]) -> dict[str, 
     }
     if options.temperature is not None:
         body["temperature"] = options.temperature
+    if options.fallback_models:
+        body["models"] = [options.model, *options.fallback_models]  # tried in this order
+    provider = dict(options.provider)
     if options.max_price is not None:
-        body["provider"] = {"max_price": options.max_price}
+        provider["max_price"] = options.max_price
+    if provider:
+        body["provider"] = provider
     if options.response_format is not None:
         body["response_format"] = options.response_format
     return body

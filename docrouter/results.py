@@ -43,6 +43,8 @@ class Result:
     sent_as: str | None = None  # upload (bytes in the request) | url (the API fetched it); None: not sent
     schema_sha256: str | None = None  # the --schema the answer was extracted against
     extraction: str | None = None  # with --schema: valid | repaired (valid after one repair) | invalid
+    answered_model: str | None = None  # the response's `model`: a fallback, or the provider's canonical slug
+    provider: str | None = None  # the response's `provider`: who answered
 
 
 @dataclass(frozen=True)

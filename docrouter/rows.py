@@ -122,6 +122,8 @@ def attempted_row(
             generation_id=completion.generation_id,
             content=completion.content,
             finish_reason=completion.finish_reason,
+            answered_model=completion.model or None,
+            provider=completion.provider,
         )
     assert error is not None
     status: Status = "over_budget" if isinstance(error, errors.OverBudget) else "failed"

@@ -17,6 +17,7 @@ from prefect.artifacts import (
     aupdate_progress_artifact,
 )
 
+from docrouter.config import run_preferences
 from docrouter.progress import Display, Progress
 from docrouter.results import VALIDITY
 from docrouter.runs import Selection, Session
@@ -30,6 +31,7 @@ def run_summary(session: Session, selection: Selection) -> dict[str, Any]:
         "run_id": session.run_id,
         "out": session.config.out,
         "model": session.config.model,
+        "preferences": run_preferences(session.config),
         "documents": progress.total,
         "processed": progress.finished,
         "already_done": selection.already_done,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from starlette.requests import Request
@@ -19,6 +19,7 @@ from docrouter.emulator.parsing import PARSING_ENGINES, PageText, ParsedFile, Pa
 from docrouter.emulator.records import RequestRecord
 from docrouter.emulator.remote import downloaded
 from docrouter.emulator.replies import Answer, completion_body, error_body, generation_data
+from docrouter.emulator.routing import routed
 from docrouter.emulator.state import EmulatorState
 from docrouter.emulator.streams import streamed_answer
 from docrouter.emulator.structured import reply as structured_reply
@@ -52,6 +53,8 @@ class Trace:
     max_price: dict[str, float] | None = None
     schema: str | None = None
     invalid_json: bool = False
+    provider: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
 
     def freeze(self) -> RequestRecord:
         return RequestRecord(**asdict(self))
@@ -120,12 +123,15 @@ async def _handle(request: Request, state: EmulatorState, trace: Trace) -> Respo
     chat = await asyncio.to_thread(read_chat, body, state.models, faults, state.settings.max_image_pixels)
     trace.url_parts = tuple(i.url for i in chat.images if i.url) + tuple(f.url for f in chat.files if f.url)
     chat = await downloaded(chat, state.settings.max_image_pixels)
+    trace.options = chat.options
+    chat = routed(chat)
     trace.model, trace.engine, trace.stream = chat.model.id, chat.engine, chat.stream
     if chat.schema is not None:
         trace.schema = "response_format" if chat.structured else "instructions"
     trace.file_hashes, trace.max_price = chat.hashes, chat.max_price or None
     if billing.over_max_price(billing.billed_prices(chat.model.info, state.settings.price_multiplier), chat.max_price):
         raise Rejection(404, billing.NO_ENDPOINT_AT_PRICE, error_type="not_found")
+    trace.provider = chat.model.provider
     fault = trace.fault = state.picker.pick(chat.key)
     await asyncio.sleep(state.latency)
     if fault == "slow" and not chat.stream:

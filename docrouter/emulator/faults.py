@@ -47,6 +47,7 @@ class Faults:
     generation_404_seconds: float = 0.0  # GET /generation says 404 for this long after the call
     credits_need_management_key: bool = False  # GET /credits answers 403 to an ordinary key
     invalid_json_answers: int = 0  # the next N answers to requests with a JSON schema are cut mid-JSON
+    unavailable_models: str = ""  # comma-separated model ids that answer 503: a request's `models` falls back
 
     def __post_init__(self) -> None:
         rates = self.rates()
