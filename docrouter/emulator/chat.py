@@ -24,6 +24,8 @@ from docrouter.emulator.state import EmulatorState
 from docrouter.emulator.streams import streamed_answer
 from docrouter.emulator.structured import reply as structured_reply
 
+# A recorded real reply (tests/fixtures/recorded/pdf_unreadable_reply.json), sent while the parse was attached.
+UNREADABLE_REPLY = "I'm sorry, but I can't access or view the contents of the PDF file."
 STREAMED_ERRORS = frozenset({"5xx", "502_with_annotations", "200_error_body"})  # mid-stream when streaming
 
 
@@ -156,7 +158,7 @@ def parse_files(chat: ChatRequest, state: EmulatorState, faults: Faults) -> tupl
             continue
         if engine == "cloudflare-ai" and faults.cloudflare_fails:
             raise Rejection(400, "Failed to parse", error_type="invalid_request")
-        parsed.append(parse(engine, file.hash, file.name, _pages(file, state)))
+        parsed.append(parse(engine, file.hash, file.name, _pages(file, state), image_parts=faults.ocr_image_parts))
     return tuple(parsed)
 
 
@@ -265,7 +267,11 @@ def _respond(turn: Turn, tokens: int, fee: billing.Charge) -> tuple[Response, bi
         content, finish = content[: len(content) // 2], "error"
     elif fault == "empty_content" or streamed_error:
         content = ""
-    bill = fee if streamed_error else turn.charge(tokens, billing.text_tokens(len(content)), fee.ocr_pages)
+    elif fault == "unreadable_reply":
+        content = UNREADABLE_REPLY
+    # Zero completion insurance: a finish_reason "error" (or an error mid-stream) bills no tokens, only the parse.
+    unbilled = streamed_error or finish == "error"
+    bill = fee if unbilled else turn.charge(tokens, billing.text_tokens(len(content)), fee.ocr_pages)
     return _answer(turn, content, finish, bill), bill
 
 
@@ -273,8 +279,7 @@ def _answer(turn: Turn, content: str, finish: str, bill: billing.Charge) -> Resp
     """A 200: JSON or a stream, with X-Generation-Id (or the connection drops after billing)."""
     chat = turn.chat
     error = _choice_error(turn)
-    reused = sum(f.reused for f in turn.files)
-    usage = billing.usage_body(bill, engine=chat.engine, reused=reused, byok=turn.state.settings.byok)
+    usage = billing.usage_body(bill, byok=turn.state.settings.byok)
     generation_id = _remember(turn, "error" if error else finish, usage, bill)
     if turn.fault == "drop_after_billing":
         return DroppedResponse(generation_id)

@@ -308,7 +308,13 @@ def read_file(file: Any, where: str) -> FileInput:
             f"{where}: file parts must be PDFs (data:application/pdf;base64,...), not {decoded.mime or 'no MIME type'}",
         )
     _check_sniffed(decoded, where, "invalid_request")
-    return FileInput(name, hashlib.sha256(decoded.data).hexdigest(), data=decoded.data)
+    return FileInput(name, file_hash(file_data), data=decoded.data)
+
+
+def file_hash(file_data: str) -> str:
+    """An annotation's `file.hash` as recorded: sha256 of the base64 text after the data URL's comma (not of
+    the PDF bytes), so the same bytes encoded differently would be another file."""
+    return hashlib.sha256(file_data.partition(",")[2].encode("ascii", "replace")).hexdigest()
 
 
 def _decode(url: str, where: str, error_type: str) -> media.DataUrl:
