@@ -176,6 +176,7 @@ async def open_session(
             read_text=text_workers.extract,
             fetcher=fetcher if config.send_urls == "auto" else None,
             extracting=extracting,
+            engine_forced=config.engine != "auto",
         )
         yield Session(
             config=config,
