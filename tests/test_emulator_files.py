@@ -245,3 +245,19 @@ def test_text_with_lone_surrogates_is_answered_as_valid_utf8(api: httpx.Client) 
     response = api.post("/chat/completions", content=raw, headers={"Content-Type": "application/json"})
     assert response.status_code == 200
     assert "Broken font map: ? here." in response.json()["choices"][0]["message"]["content"]
+
+
+def test_ocr_annotations_may_carry_page_images_and_come_back_without_a_second_fee() -> None:
+    with Emulator(faults=Faults(ocr_image_parts=True)) as emu:
+        headers = {"Authorization": f"Bearer {emu.api_key}"}
+        with httpx.Client(base_url=emu.base_url, headers=headers) as client:
+            body = pdf_body(scanned_pdf(2), model=TEXT_ONLY, engine="mistral-ocr")
+            first = chat(client, body)
+            annotations = first["choices"][0]["message"]["annotations"]
+            body["messages"] += [{"role": "assistant", "content": "...", "annotations": annotations}]
+            again = chat(client, body)
+    content = annotations[0]["file"]["content"]
+    images = [part for part in content if part["type"] == "image_url"]
+    assert len(images) == 2 and all(p["image_url"]["url"].startswith("data:image/png;base64,") for p in images)
+    assert content[-1] == {"type": "text", "text": "</file>"}
+    assert parse_fee(first["usage"]) == pytest.approx(0.004) and parse_fee(again["usage"]) == pytest.approx(0.0)
