@@ -12,6 +12,7 @@ This module does no HTTP itself: the caller passes `fetch(offset, limit) -> page
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import os
@@ -110,6 +111,41 @@ def close_matches(model_id: str, ids: list[str], n: int = 3) -> list[str]:
     same_name = [i for i in ids if name and name in i.lower()]
     fuzzy = difflib.get_close_matches(model_id, ids, n=n, cutoff=0.6)
     return list(dict.fromkeys(same_name + fuzzy))[:n]
+
+
+def answering_model(catalogue: Catalogue, model_id: str, fallbacks: tuple[str, ...] = ()) -> ModelInfo:
+    """The model as routing and the budget see it when OpenRouter may answer with a fallback instead.
+
+    Any of them may answer, so each price is the highest among them (an estimate or reservation never counts
+    less than the most expensive would cost), and an input kind counts only if every one of them takes it.
+    """
+    model = catalogue.get(model_id)
+    others = [catalogue.get(f) for f in fallbacks]
+    if not others:
+        return model
+    every = [model, *others]
+    contexts = [m.context_length for m in every if m.context_length]
+    tops = [m.top_context_length for m in every if m.top_context_length]
+    caps = [m.max_completion_tokens for m in every if m.max_completion_tokens]
+    # Prompt-size overrides: at each threshold any of them has, the dearest price any of them charges there.
+    thresholds = sorted({o.min_prompt_tokens for m in every for o in m.overrides})
+    overrides = tuple(
+        PriceOverride(t, max(m.prices_at(t)[0] for m in every), max(m.prices_at(t)[1] for m in every))
+        for t in thresholds
+    )
+    return dataclasses.replace(
+        model,
+        input_modalities=frozenset.intersection(*(m.input_modalities for m in every)),
+        prompt_price=max(m.prompt_price for m in every),
+        completion_price=max(m.completion_price for m in every),
+        image_price=max(m.image_price for m in every),
+        request_price=max(m.request_price for m in every),
+        context_length=min(contexts) if contexts else 0,
+        top_context_length=min(tops) if tops else 0,
+        max_completion_tokens=min(caps) if caps else None,
+        reasoning_mandatory=any(m.reasoning_mandatory for m in every),
+        overrides=overrides,
+    )
 
 
 def parse_models(payload: Any) -> dict[str, ModelInfo]:

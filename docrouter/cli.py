@@ -17,10 +17,13 @@ from typing import Any, NoReturn
 
 from docrouter import __version__
 from docrouter.config import (
+    DATA_COLLECTION,
     DEFAULT_MODEL,
     DEFAULT_PROMPT,
     ENGINES,
+    PROVIDER_SORTS,
     RunConfig,
+    comma_list,
     flow_parameters,
     read_prompt_file,
     resolve_api_key,
@@ -67,6 +70,25 @@ def _size(text: str) -> int:
         return parse_size(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of bytes such as 500M or 2G, got {text!r}") from None
+
+
+def _add_preferences(p: argparse.ArgumentParser) -> None:
+    """How answers are asked for and where OpenRouter may route them (sent with every request)."""
+    p.add_argument("--temperature", type=_number, default=0.0, help="sampling temperature, 0..2 (default 0)")
+    system = p.add_mutually_exclusive_group()
+    system.add_argument("--system-prompt", metavar="TEXT", help="a system message sent before every request")
+    system.add_argument("--system-prompt-file", metavar="F", help="read the system message from a file")
+    p.add_argument(
+        "--data-collection", choices=DATA_COLLECTION, help="deny: only providers that do not store or train on data"
+    )
+    p.add_argument("--zdr", action="store_true", help="only zero-data-retention endpoints")
+    p.add_argument("--provider-order", metavar="A,B", help="providers to try first, in this order (OpenRouter slugs)")
+    p.add_argument("--provider-sort", choices=PROVIDER_SORTS, help="prefer providers by price, throughput or latency")
+    p.add_argument(
+        "--fallback-models",
+        metavar="M1,M2",
+        help="models to answer with when --model fails (estimates and the budget count the dearest)",
+    )
 
 
 def _add_selection(p: argparse.ArgumentParser) -> None:
@@ -116,6 +138,7 @@ def _add_selection(p: argparse.ArgumentParser) -> None:
         help="most to pay in USD per million prompt,completion tokens (needed for models without a listed price)",
     )
     p.add_argument("--refresh-models", action="store_true", help="re-read the model list, ignoring the cache")
+    _add_preferences(p)
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -225,6 +248,12 @@ def _prompt(args: argparse.Namespace) -> str:
     return DEFAULT_PROMPT if args.prompt is None else args.prompt  # --prompt "" is an error, not the default
 
 
+def _system_prompt(args: argparse.Namespace) -> str | None:
+    if args.system_prompt_file:
+        return read_prompt_file(args.system_prompt_file, "--system-prompt-file")
+    return args.system_prompt
+
+
 def run_config(args: argparse.Namespace) -> RunConfig:
     return RunConfig(
         sources=tuple(args.sources),
@@ -253,6 +282,13 @@ def run_config(args: argparse.Namespace) -> RunConfig:
         url_cache_size=getattr(args, "url_cache_size", DEFAULT_CACHE_BYTES),
         **schema_fields(args.schema),
         reasoning=args.reasoning,
+        temperature=args.temperature,
+        system_prompt=_system_prompt(args),
+        data_collection=args.data_collection,
+        zdr=args.zdr,
+        provider_order=comma_list(args.provider_order),
+        provider_sort=args.provider_sort,
+        fallback_models=comma_list(args.fallback_models),
     )
 
 

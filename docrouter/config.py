@@ -27,6 +27,10 @@ MAX_PRICE_PER_MILLION = 10_000.0  # USD per million tokens: far above any listed
 # --schema as a flow parameter (not "schema": Prefect's parameter model would shadow pydantic's BaseModel.schema)
 SCHEMA_PARAMETER = "extraction_schema"
 INLINE_SCHEMA_CHARS = 16_384  # a larger --schema is passed to flow runs by reference (its path), not inline
+DATA_COLLECTION = ("allow", "deny")
+PROVIDER_SORTS = ("price", "throughput", "latency")
+DEFAULT_TEMPERATURE = 0.0
+DEFAULT_REASONING = "auto"  # --reasoning auto: not part of the answer hash
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,15 @@ class RunConfig:
     send_urls: str = "auto"  # auto: images and server-parsed PDFs by URL when unchanged; never: upload
     url_cache_size: int = DEFAULT_CACHE_BYTES  # bytes of answered URL documents kept under DIR/_urls
     reasoning: str = "auto"  # auto|off|minimal|low|medium|high (docrouter.reasoning)
+    # How the answer is asked for: these shape it, so they are part of prompt_sha256 (answer_sha256).
+    temperature: float = DEFAULT_TEMPERATURE
+    system_prompt: str | None = None
+    # OpenRouter's routing preferences (the request's `provider` object and `models` fallback list).
+    data_collection: str | None = None  # "allow" | "deny"; None: the account's setting
+    zdr: bool = False  # zero-data-retention endpoints only
+    provider_order: tuple[str, ...] = ()
+    provider_sort: str | None = None  # "price" | "throughput" | "latency"
+    fallback_models: tuple[str, ...] = ()  # tried in order when the model fails (OpenRouter's `models`)
     # OpenRouter's optional attribution headers, from the environment so that workers pick them up too.
     referer: str | None = field(default_factory=lambda: os.environ.get("OPENROUTER_HTTP_REFERER") or None)
     title: str | None = field(default_factory=lambda: os.environ.get("OPENROUTER_APP_TITLE", "docrouter") or None)
@@ -92,6 +105,20 @@ class RunConfig:
         if not self.prompt.strip():
             raise ConfigError("the prompt is empty")
         check_setting(self.reasoning)
+        self._check_preferences()
+
+    def _check_preferences(self) -> None:
+        if self.data_collection is not None and self.data_collection not in DATA_COLLECTION:
+            raise ConfigError(f"--data-collection must be allow or deny, not {self.data_collection!r}")
+        if self.provider_sort is not None and self.provider_sort not in PROVIDER_SORTS:
+            raise ConfigError(f"--provider-sort must be one of {', '.join(PROVIDER_SORTS)}, not {self.provider_sort!r}")
+        if self.system_prompt is not None and not self.system_prompt.strip():
+            raise ConfigError("the system prompt is empty")
+        for name, values in (("--provider-order", self.provider_order), ("--fallback-models", self.fallback_models)):
+            if any(not v.strip() for v in values):
+                raise ConfigError(f"{name} has an empty name (expected a comma-separated list)")
+        if self.model in self.fallback_models:
+            raise ConfigError(f"--fallback-models repeats the model {self.model!r}")
 
     @cached_property
     def extraction(self) -> ExtractionSchema | None:
@@ -110,16 +137,60 @@ class RunConfig:
 
     @property
     def prompt_sha256(self) -> str:
-        return answer_sha256(self.prompt, self.extraction, self.reasoning)
+        return answer_sha256(
+            self.prompt,
+            self.extraction,
+            system_prompt=self.system_prompt,
+            temperature=self.temperature,
+            reasoning=self.reasoning,
+        )
 
 
-def answer_sha256(prompt: str, schema: ExtractionSchema | None = None, reasoning: str = "auto") -> str:
-    """The hash of everything that shapes an answer (the done-set key): the prompt, the schema if any, the
-    --reasoning setting unless auto (with neither it is the prompt's own hash, so older runs stay done)."""
+def answer_sha256(prompt: str, schema: ExtractionSchema | None = None, **shaping: Any) -> str:
+    """SHA-256 of everything that shapes an answer, so changing any of it answers again (the done-set key).
+
+    The prompt, the schema if any, and `shaping`: the other settings (system_prompt, temperature, reasoning,
+    ...; add new ones here as keywords). A setting at its default (None, temperature 0, reasoning auto) is left
+    out, so the default settings hash to sha256(prompt) as before (runs from before --schema, preferences and
+    --reasoning are recognised).
+    """
     text = prompt if schema is None else f"{prompt}\n\n--schema sha256:{schema.sha256}"
-    if reasoning != "auto":
-        text = json.dumps({"prompt": text, "reasoning": reasoning}, sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
+    settings = {k: v for k, v in sorted(shaping.items()) if v is not None and not _default_shaping(k, v)}
+    if not settings:
+        return hashlib.sha256(text.encode()).hexdigest()
+    canonical = json.dumps({"prompt": text, **settings}, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _default_shaping(name: str, value: Any) -> bool:
+    if name == "temperature":
+        return float(value) == DEFAULT_TEMPERATURE
+    return name == "reasoning" and value == DEFAULT_REASONING
+
+
+def run_preferences(config: RunConfig) -> dict[str, Any]:
+    """How the run asked for its answers, for its summary: what shapes them and where they may be routed."""
+    return {
+        "prompt_sha256": config.prompt_sha256,
+        "temperature": config.temperature,
+        "system_prompt": config.system_prompt,
+        "provider": provider_preferences(config),
+        "fallback_models": list(config.fallback_models),
+    }
+
+
+def provider_preferences(config: RunConfig) -> dict[str, Any]:
+    """OpenRouter's `provider` routing preferences of the run ({} when none is set; max_price is the budget's)."""
+    preferences: dict[str, Any] = {}
+    if config.provider_order:
+        preferences["order"] = list(config.provider_order)
+    if config.provider_sort:
+        preferences["sort"] = config.provider_sort
+    if config.data_collection:
+        preferences["data_collection"] = config.data_collection
+    if config.zdr:
+        preferences["zdr"] = True
+    return preferences
 
 
 # (flag, field, lowest, highest): every numeric setting is finite and in range, or the run does not start.
@@ -131,6 +202,7 @@ _RANGES = (
     ("--ocr-fee", "ocr_fee_per_page", 0.0, 1.0),
     ("--batch-size", "batch_size", 1, 100_000),
     ("--price-headroom", "price_headroom", 0.0, 10.0),
+    ("--temperature", "temperature", 0.0, 2.0),
     ("shards", "shards", 1, 1024),
     ("shard", "shard", 0, 1023),
 )
@@ -170,8 +242,9 @@ _FLOW_FIELDS = (
     *("exclude", "reprocess", "retry_failed", "offline", "max_tokens", "base_url", "batch_size", "shard", "shards"),
     *("ocr_fee_per_page", "pdf_text_wire_name", "price_headroom", "max_price", "refresh_models", "reasoning"),
     *("urls", "send_urls", "url_cache_size"),
+    *("temperature", "system_prompt", "data_collection", "zdr", "provider_order", "provider_sort", "fallback_models"),
 )
-_SEQUENCES = ("sources", "include", "exclude", "urls")
+_SEQUENCES = ("sources", "include", "exclude", "urls", "provider_order", "fallback_models")
 
 
 def config_from_parameters(parameters: Mapping[str, Any]) -> RunConfig:
@@ -249,9 +322,14 @@ def cache_dir() -> Path:
     return Path(base) / "docrouter"
 
 
-def read_prompt_file(path: str) -> str:
-    """The prompt from --prompt-file, with a one-line error when it cannot be read."""
+def read_prompt_file(path: str, flag: str = "--prompt-file") -> str:
+    """A prompt from --prompt-file (or --system-prompt-file), with a one-line error when it cannot be read."""
     try:
         return Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read --prompt-file {path}: {exc}") from None
+        raise ConfigError(f"cannot read {flag} {path}: {exc}") from None
+
+
+def comma_list(text: str | None) -> tuple[str, ...]:
+    """`A,B` from the command line as ("A", "B") (spaces around names dropped; empty: ())."""
+    return tuple(name.strip() for name in text.split(",")) if text and text.strip() else ()

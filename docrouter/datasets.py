@@ -61,6 +61,8 @@ RESULTS_SCHEMA = pa.schema(
         pa.field("extraction", pa.string()),
         pa.field("reasoning_tokens", pa.int64()),  # nullable: older folders do not have it
         pa.field("truncated", pa.bool_()),
+        pa.field("answered_model", pa.string()),
+        pa.field("provider", pa.string()),
     ]
 )
 

@@ -11,6 +11,7 @@
     │   ├── Timeout               HTTP 408/524, read/connect timeouts            (timeout)
     │   ├── ConnectionFailed      refused / dropped connections                  (connection)
     │   ├── EmptyAnswer           200 with empty content                         (empty_answer)
+    │   ├── UnreadableReply       a paid reply saying the document cannot be read (unreadable_reply)
     │   ├── Changed               the file changed or vanished after discovery   (changed)
     │   └── PriceRefused          404 "No endpoints found" under provider.max_price (price)
     ├── Truncated                 the answer was cut by the length limit and is  (truncated)
@@ -132,6 +133,13 @@ class ConnectionFailed(Transient):
 
 class EmptyAnswer(Transient):
     error_type = "empty_answer"
+
+
+class UnreadableReply(Transient):
+    """A billed answer that only says the document could not be read (docrouter.nonanswers); the call stage
+    tries another engine once instead of sending the same request again."""
+
+    error_type = "unreadable_reply"
 
 
 class Changed(Transient):

@@ -20,6 +20,7 @@ from docrouter.extraction import Extracting
 from docrouter.fetching import Fetcher
 from docrouter.images import ImageDecoder, PreparedImage
 from docrouter.inspection import Inspection, extract_text
+from docrouter.nonanswers import judged, other_engine
 from docrouter.payloads import (
     PARSING_ENGINES,
     RequestOptions,
@@ -60,6 +61,7 @@ class JobContext:
     read_text: Callable[[str, Sequence[int] | None], list[str]] = extract_text
     fetcher: Fetcher | None = None  # URL documents: sent by URL (--send-urls auto) after its re-check
     extracting: Extracting | None = None  # with --schema: answers are checked (and repaired) against it
+    engine_forced: bool = False  # --engine chose the PDF engine: an unreadable reply is not retried elsewhere
     bodies: asyncio.Semaphore = field(init=False)
 
     def __post_init__(self) -> None:
@@ -129,15 +131,13 @@ async def _answer_whole(job: Job, ctx: JobContext) -> tuple[Job, Attempted]:
             job = _with_reason(job, image.note)
     url = await _by_url(job, ctx, route.engine, image)
     job = dataclasses.replace(job, sent_as="url" if url else "upload")
-    attempted = await _send(job, route.engine, ctx, image=image, url=url)
+    attempted = judged(await _send(job, route.engine, ctx, image=image, url=url))
     if route.engine == "pdf-text" and isinstance(attempted.error, errors.BadRequest) and inspection.text_chars:
         # The free server-side parser has failed on whole classes of PDFs; our own text layer is adequate.
-        local = dataclasses.replace(job, route=dataclasses.replace(route, engine="local-text"), sent_as="upload")
-        job = _with_reason(local, "pdf-text parse failed -> local-text")
-        retried = await _send(job, "local-text", ctx)
-        attempted = dataclasses.replace(
-            retried, attempts=attempted.attempts + retried.attempts, cost_usd=attempted.cost_usd + retried.cost_usd
-        )
+        return await _instead(job, attempted, "local-text", "pdf-text parse failed -> local-text", ctx)
+    other = other_engine(inspection, ctx.model, route.engine) if job.document.kind == "pdf" else None
+    if isinstance(attempted.error, errors.UnreadableReply) and other and not ctx.engine_forced:
+        return await _instead(job, attempted, other, f"reply said it could not read the file -> {other}", ctx)
     return job, attempted
 
 
@@ -150,6 +150,23 @@ async def _by_url(job: Job, ctx: JobContext, engine: str, image: PreparedImage |
     if (image.note if image is not None else engine not in PARSING_ENGINES) or doc.kind not in ("image", "pdf"):
         return None
     return doc.remote.url if await ctx.fetcher.unchanged(doc) else None
+
+
+async def _instead(job: Job, first: Attempted, engine: str, note: str, ctx: JobContext) -> tuple[Job, Attempted]:
+    """The document sent once more through `engine`; the row counts both requests' attempts and cost.
+
+    When the budget cannot take the second request, the first outcome stands (nothing more was sent).
+    """
+    assert job.route is not None
+    sent = dataclasses.replace(job, route=dataclasses.replace(job.route, engine=engine), sent_as="upload")
+    moved = _with_reason(sent, note)
+    retried = judged(await _send(moved, engine, ctx))
+    if isinstance(retried.error, errors.OverBudget) and not retried.attempts:
+        return _with_reason(job, f"no budget left to try {engine}"), first
+    total = dataclasses.replace(
+        retried, attempts=first.attempts + retried.attempts, cost_usd=first.cost_usd + retried.cost_usd
+    )
+    return moved, total
 
 
 def _with_reason(job: Job, note: str) -> Job:

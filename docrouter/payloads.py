@@ -31,6 +31,9 @@ class RequestOptions:
         return len(self.prompt) + (len(json.dumps(self.response_format)) if self.response_format else 0)
 
     reasoning: dict[str, Any] | None = None  # OpenRouter's `reasoning` parameter; None: not sent
+    system_prompt: str | None = None
+    provider: dict[str, Any] = field(default_factory=dict)  # OpenRouter's provider preferences (order, zdr...)
+    fallback_models: tuple[str, ...] = ()  # sent as `models`, after the model itself
 
 
 def data_url(mime_type: str, data: bytes) -> str:
@@ -39,6 +42,8 @@ def data_url(mime_type: str, data: bytes) -> str:
 
 
 def _body(options: RequestOptions, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    if options.system_prompt:
+        messages = [{"role": "system", "content": options.system_prompt}, *messages]
     body: dict[str, Any] = {
         "model": options.model,
         "messages": messages,
@@ -47,8 +52,13 @@ def _body(options: RequestOptions, messages: list[dict[str, Any]]) -> dict[str, 
     }
     if options.temperature is not None:
         body["temperature"] = options.temperature
+    if options.fallback_models:
+        body["models"] = [options.model, *options.fallback_models]  # tried in this order
+    provider = dict(options.provider)
     if options.max_price is not None:
-        body["provider"] = {"max_price": options.max_price}
+        provider["max_price"] = options.max_price
+    if provider:
+        body["provider"] = provider
     if options.response_format is not None:
         body["response_format"] = options.response_format
     if options.reasoning is not None:

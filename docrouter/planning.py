@@ -17,7 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from docrouter.catalogue import Catalogue, ModelInfo, cache_name, load_catalogue
+from docrouter.catalogue import Catalogue, ModelInfo, answering_model, cache_name, load_catalogue
 from docrouter.client import models_fetcher
 from docrouter.config import RunConfig, cache_dir, resolve_api_key, resolve_base_url
 from docrouter.documents import SKIPPED_ERRORS, Document, skip_reason
@@ -407,7 +407,8 @@ def plan_json(plan: Plan) -> dict[str, object]:
 def checked_model(config: RunConfig) -> tuple[ModelInfo, MaxPrice]:
     """The model as the run prices it and its max price; ConfigError ("did you mean ...") for an unknown model,
     an engine it cannot use or a price it cannot bound. `run` calls this before Prefect starts (one line)."""
-    model, ceiling = priced_model(plan_catalogue(config).get(config.model), config)
+    answering = answering_model(plan_catalogue(config), config.model, config.fallback_models)
+    model, ceiling = priced_model(answering, config)
     check_forced_engine(None if config.engine == "auto" else config.engine, model)
     return model, ceiling
 

@@ -45,6 +45,8 @@ class Result:
     extraction: str | None = None  # with --schema: valid | repaired (valid after one repair) | invalid
     reasoning_tokens: int | None = 0  # of completion_tokens, spent reasoning (null in folders older than it)
     truncated: bool | None = False  # the answer was cut by the length limit (null in folders older than it)
+    answered_model: str | None = None  # the response's `model`: a fallback, or the provider's canonical slug
+    provider: str | None = None  # the response's `provider`: who answered
 
 
 @dataclass(frozen=True)

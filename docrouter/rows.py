@@ -124,6 +124,8 @@ def attempted_row(
             finish_reason=completion.finish_reason,
             reasoning_tokens=completion.reasoning_tokens,
             truncated=completion.truncated,
+            answered_model=completion.model or None,
+            provider=completion.provider,
         )
     assert error is not None
     status: Status = "over_budget" if isinstance(error, errors.OverBudget) else "failed"

@@ -22,9 +22,9 @@ import httpx
 from docrouter import errors, lease, stopping
 from docrouter.answers import AnswerLength, expected_answer, read_user_history, remember_answers
 from docrouter.budget import Budget
-from docrouter.catalogue import Catalogue, ModelInfo, cache_name, load_catalogue
+from docrouter.catalogue import Catalogue, ModelInfo, answering_model, cache_name, load_catalogue
 from docrouter.client import OpenRouterClient, models_fetcher
-from docrouter.config import RunConfig, cache_dir, resolve_api_key, resolve_base_url
+from docrouter.config import RunConfig, cache_dir, provider_preferences, resolve_api_key, resolve_base_url
 from docrouter.dispatch import Dispatcher
 from docrouter.documents import Document, check_source, discover_documents
 from docrouter.extraction import Extracting
@@ -125,7 +125,7 @@ async def open_session(
             fetch, cache_path = models_fetcher(base_url, key), cache_dir() / cache_name(base_url)
         ttl_s = 0.0 if config.refresh_models else 3600.0
         catalogue = await asyncio.to_thread(load_catalogue, fetch, cache_path=cache_path, ttl_s=ttl_s)
-        model, ceiling = priced_model(catalogue.get(config.model), config)
+        model, ceiling = priced_model(answering_model(catalogue, config.model, config.fallback_models), config)
         forced = None if config.engine == "auto" else config.engine
         check_forced_engine(forced, model)
         reasoning = resolve_reasoning(config.reasoning, model, config.max_tokens)
@@ -158,6 +158,10 @@ async def open_session(
             max_price=ceiling.wire(),
             response_format=extracting.response_format(extracting.schema) if extracting else None,
             reasoning=reasoning.parameter,
+            temperature=config.temperature,
+            system_prompt=config.system_prompt,
+            provider=provider_preferences(config),
+            fallback_models=config.fallback_models,
         )
         inspector = stack.enter_context(inspection_pool(limits))
         fetcher = Fetcher(http, UrlCache(Path(config.out) / CACHE_DIR))
@@ -175,6 +179,7 @@ async def open_session(
             read_text=text_workers.extract,
             fetcher=fetcher if config.send_urls == "auto" else None,
             extracting=extracting,
+            engine_forced=config.engine != "auto",
         )
         yield Session(
             config=config,

@@ -17,6 +17,7 @@ from prefect.artifacts import (
     aupdate_progress_artifact,
 )
 
+from docrouter.config import run_preferences
 from docrouter.progress import Display, Progress
 from docrouter.results import VALIDITY
 from docrouter.runs import Selection, Session
@@ -33,6 +34,7 @@ def run_summary(session: Session, selection: Selection) -> dict[str, Any]:
         "reasoning": session.config.reasoning,  # as asked; what was sent is `reasoning_sent`
         "reasoning_sent": session.jobs.options.reasoning,
         "request_max_tokens": session.jobs.options.max_tokens,  # --max-tokens plus the reasoning budget
+        "preferences": run_preferences(session.config),
         "documents": progress.total,
         "processed": progress.finished,
         "already_done": selection.already_done,

@@ -57,6 +57,13 @@ async def docrouter_run(
     url_cache_size: int = DEFAULT_CACHE_BYTES,
     extraction_schema: dict[str, Any] | str | None = None,
     reasoning: str = "auto",
+    temperature: float = 0.0,
+    system_prompt: str | None = None,
+    data_collection: str | None = None,
+    zdr: bool = False,
+    provider_order: list[str] | None = None,
+    provider_sort: str | None = None,
+    fallback_models: list[str] | None = None,
     show_progress: bool = False,
 ) -> dict[str, Any]:
     """Answer every document under `sources` and in the `urls` list files, and write results to `out` (the API

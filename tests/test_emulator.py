@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import threading
 from collections.abc import Iterator
@@ -121,8 +122,15 @@ def test_doc_example_pdf_with_plugins(emulator: Emulator, document_pdf: Path) ->
     file = message["annotations"][0]["file"]
     assert file["name"] == "document.pdf"
     assert file["content"][0] == {"type": "text", "text": '<file name="document.pdf">'}
-    assert [part["text"] for part in file["content"][1:]] == [PAGE_ONE, PAGE_TWO]
-    assert response.json()["usage"]["file_parser"]["cost"] == 0.0  # cloudflare-ai is free
+    assert [part["text"] for part in file["content"][1:]] == [PAGE_ONE, PAGE_TWO, "</file>"]  # as recorded
+    assert file["hash"] == hashlib.sha256(base64_pdf.encode()).hexdigest()  # of the base64 text, as recorded
+    usage = response.json()["usage"]
+    details = usage["cost_details"]
+    assert "file_parser" not in usage and "file_parser_cost" not in details  # not in the real API
+    # cloudflare-ai is free: cost is exactly the two upstream costs
+    assert usage["cost"] == pytest.approx(
+        details["upstream_inference_prompt_cost"] + details["upstream_inference_completions_cost"]
+    )
 
 
 def test_doc_example_annotations_follow_up_pays_no_second_ocr_fee(emulator: Emulator, document_pdf: Path) -> None:
@@ -173,14 +181,10 @@ def test_doc_example_annotations_follow_up_pays_no_second_ocr_fee(emulator: Emul
 
     first, second = emulator.records
     assert first.engine == "mistral-ocr" and first.ocr_pages_billed == 2  # gemma has no file input: OCR
-    assert response_data["usage"]["cost_details"]["file_parser_cost"] == pytest.approx(0.004)
+    # As recorded, the OCR fee is only inside `cost`: cost minus the two upstream costs.
+    assert _fee(response_data["usage"]) == pytest.approx(0.004)
     assert second.ocr_pages_billed == 0 and second.reused_hashes == first.file_hashes
-    assert follow_up_response.json()["usage"]["file_parser"] == {
-        "engine": "mistral-ocr",
-        "pages_billed": 0,
-        "cost": 0.0,
-        "files_reused": 1,
-    }
+    assert _fee(follow_up_response.json()["usage"]) == pytest.approx(0.0)
     assert emulator.billed_usd == pytest.approx(
         response_data["usage"]["cost"] + follow_up_response.json()["usage"]["cost"]
     )
@@ -371,3 +375,9 @@ def test_catalogue_can_be_exactly_the_snapshot() -> None:
         served = httpx.get(f"{emu.base_url}/models").json()
     snapshot = json.loads((Path(__file__).parents[1] / "data" / "models.json").read_text())
     assert served["data"] == snapshot["data"] and served["total_count"] == len(snapshot["data"])
+
+
+def _fee(usage: dict) -> float:
+    """What `usage.cost` holds beyond the upstream token costs: the file parser's fee (recorded 2025-12, 2026-08)."""
+    details = usage["cost_details"]
+    return usage["cost"] - details["upstream_inference_prompt_cost"] - details["upstream_inference_completions_cost"]

@@ -29,6 +29,7 @@ EXPECTED = {
     "200_finish_error": errors.ServerError,
     "empty_content": errors.EmptyAnswer,
     "drop_after_billing": errors.ConnectionFailed,
+    "unreadable_reply": Completion,  # a billed answer; the call stage judges it (docrouter.nonanswers)
 }
 
 

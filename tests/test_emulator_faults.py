@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import time
 
@@ -82,7 +83,7 @@ def test_502_after_parsing_carries_the_file_annotations_and_bills_the_ocr_fee() 
         response = post(emu, pdf_body(PDF, model=OCR_MODEL))
     annotations = response.json()["error"]["metadata"]["file_annotations"]
     assert response.status_code == 502
-    assert annotations[0]["file"]["hash"] == hashlib.sha256(PDF).hexdigest()
+    assert annotations[0]["file"]["hash"] == hashlib.sha256(base64.b64encode(PDF)).hexdigest()  # the recorded rule
     assert emu.billed_usd == pytest.approx(0.002) and emu.records[0].ocr_pages_billed == 1
 
 
@@ -93,13 +94,17 @@ def test_error_inside_a_200_body_has_no_choices() -> None:
     assert "choices" not in response.json() and response.json()["error"]["code"] == 500
 
 
-def test_finish_reason_error_keeps_partial_content_and_is_billed() -> None:
+def test_finish_reason_error_keeps_partial_content_and_bills_no_tokens() -> None:
     with with_fault(rate_200_finish_error=1.0) as emu:
         body = post(emu, text_body("First sentence here. Second one.")).json()
+        scan = post(emu, pdf_body(PDF, model=OCR_MODEL)).json()
     choice = body["choices"][0]
     assert choice["finish_reason"] == "error" and choice["error"]["code"] == 502
-    assert choice["message"]["content"] and body["usage"]["cost"] > 0
-    assert emu.billed_usd == pytest.approx(body["usage"]["cost"])
+    # Zero completion insurance (as documented and recorded): no token charge on finish_reason "error"...
+    assert choice["message"]["content"] and body["usage"]["cost"] == 0
+    # ...but the file parse happened and is billed.
+    assert scan["choices"][0]["finish_reason"] == "error" and scan["usage"]["cost"] == pytest.approx(0.002)
+    assert emu.billed_usd == pytest.approx(0.002)
 
 
 def test_empty_content_still_bills_the_prompt() -> None:

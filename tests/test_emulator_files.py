@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -41,14 +42,23 @@ def chat(client: httpx.Client, body: dict) -> dict:
 
 
 def parsed_texts(result: dict) -> list[str]:
-    return [part["text"] for part in result["choices"][0]["message"]["annotations"][0]["file"]["content"][1:]]
+    """The parsed text parts, between the recorded `<file name=...>` and `</file>` parts."""
+    content = result["choices"][0]["message"]["annotations"][0]["file"]["content"]
+    assert content[0]["text"].startswith("<file name=") and content[-1] == {"type": "text", "text": "</file>"}
+    return [part["text"] for part in content[1:-1]]
+
+
+def parse_fee(usage: dict) -> float:
+    """The file parser's fee: as recorded, only inside `cost`, beyond the two upstream token costs."""
+    details = usage["cost_details"]
+    return usage["cost"] - details["upstream_inference_prompt_cost"] - details["upstream_inference_completions_cost"]
 
 
 def test_mistral_ocr_on_a_scan_says_the_page_is_an_image_and_bills_each_page(api: httpx.Client) -> None:
     result = chat(api, pdf_body(scanned_pdf(3), model=TEXT_ONLY, engine="mistral-ocr"))
     assert parsed_texts(result) == [f"[page {n}: image without a text layer]" for n in (1, 2, 3)]
-    assert result["usage"]["file_parser"]["pages_billed"] == 3
-    assert result["usage"]["cost_details"]["file_parser_cost"] == pytest.approx(0.006)
+    assert parse_fee(result["usage"]) == pytest.approx(0.006)
+    assert "file_parser" not in result["usage"] and "file_parser_cost" not in result["usage"]["cost_details"]
 
 
 def test_mistral_ocr_reads_an_invisible_ocr_layer(api: httpx.Client) -> None:
@@ -67,7 +77,7 @@ def test_native_engine_gives_no_annotations_and_bills_pages_as_tokens(api: httpx
     result = chat(api, pdf_body(text_pdf("Page one.", "Page two."), model="google/gemini-2.5-flash"))
     assert result["choices"][0]["message"]["annotations"] == []
     assert result["usage"]["prompt_tokens"] == 2 * 258 + math.ceil(len("Summarise this document.") / 4)
-    assert "file_parser" in result["usage"] and result["usage"]["file_parser"]["engine"] == "native"
+    assert parse_fee(result["usage"]) == pytest.approx(0.0)
 
 
 def test_native_claude_pages_cost_more_with_text_than_as_images(api: httpx.Client) -> None:
@@ -179,7 +189,8 @@ def test_retry_with_annotations_from_a_502_pays_no_second_fee() -> None:
             annotations = failed.json()["error"]["metadata"]["file_annotations"]
             retry["messages"] += [{"role": "assistant", "content": "...", "annotations": annotations}]
             answer = chat(client, retry)
-    assert failed.status_code == 502 and annotations[0]["file"]["hash"] == hashlib.sha256(pdf).hexdigest()
+    recorded_rule = hashlib.sha256(base64.b64encode(pdf)).hexdigest()  # of the base64 text, not of the bytes
+    assert failed.status_code == 502 and annotations[0]["file"]["hash"] == recorded_rule
     assert [r.ocr_pages_billed for r in emu.records] == [1, 0]
     assert emu.billed_usd == pytest.approx(0.002 + answer["usage"]["cost"])
 
@@ -198,8 +209,8 @@ def test_cost_is_tokens_at_catalogue_prices_plus_the_ocr_fee() -> None:
 
 def test_prompt_tokens_count_text_and_parsed_content_at_four_characters(api: httpx.Client) -> None:
     result = chat(api, pdf_body(text_pdf(SENTENCES), model=TEXT_ONLY, engine="cloudflare-ai"))
-    wrapper = '<file name="doc.pdf">'
-    expected = math.ceil(len("Summarise this document.") / 4) + math.ceil((len(wrapper) + len(SENTENCES)) / 4)
+    wrappers = len('<file name="doc.pdf">') + len("</file>")  # the recorded parts around the parsed text
+    expected = math.ceil(len("Summarise this document.") / 4) + math.ceil((wrappers + len(SENTENCES)) / 4)
     assert result["usage"]["prompt_tokens"] == expected
 
 
@@ -234,3 +245,19 @@ def test_text_with_lone_surrogates_is_answered_as_valid_utf8(api: httpx.Client) 
     response = api.post("/chat/completions", content=raw, headers={"Content-Type": "application/json"})
     assert response.status_code == 200
     assert "Broken font map: ? here." in response.json()["choices"][0]["message"]["content"]
+
+
+def test_ocr_annotations_may_carry_page_images_and_come_back_without_a_second_fee() -> None:
+    with Emulator(faults=Faults(ocr_image_parts=True)) as emu:
+        headers = {"Authorization": f"Bearer {emu.api_key}"}
+        with httpx.Client(base_url=emu.base_url, headers=headers) as client:
+            body = pdf_body(scanned_pdf(2), model=TEXT_ONLY, engine="mistral-ocr")
+            first = chat(client, body)
+            annotations = first["choices"][0]["message"]["annotations"]
+            body["messages"] += [{"role": "assistant", "content": "...", "annotations": annotations}]
+            again = chat(client, body)
+    content = annotations[0]["file"]["content"]
+    images = [part for part in content if part["type"] == "image_url"]
+    assert len(images) == 2 and all(p["image_url"]["url"].startswith("data:image/png;base64,") for p in images)
+    assert content[-1] == {"type": "text", "text": "</file>"}
+    assert parse_fee(first["usage"]) == pytest.approx(0.004) and parse_fee(again["usage"]) == pytest.approx(0.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import json
 from collections.abc import Iterator
@@ -52,7 +53,8 @@ def chat_records(emu: Emulator) -> list[RequestRecord]:
 
 
 def file_hash(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """An annotation's file.hash as recorded: sha256 of the base64 text that was sent (not of the bytes)."""
+    return hashlib.sha256(base64.b64encode(path.read_bytes())).hexdigest()
 
 
 @pytest.fixture
@@ -74,10 +76,11 @@ def test_the_first_prompt_pays_ocr_per_page_and_stores_annotations_by_doc_and_fi
     assert [r.ocr_pages_billed for r in archive.first_chats] == [1] * LETTERS
     billed = sum(r.billed_usd for r in archive.first_chats)
     assert archive.first["spent_usd"] == pytest.approx(billed, abs=1e-6)  # the OCR fee is counted as spent
-    hashes = {file_hash(p) for p in archive.source.iterdir()}
     stored = pd.read_parquet(archive.out / "annotations")
-    assert set(stored.doc_id) == hashes == set(frame.doc_id)
-    assert set(stored.file_hash) == hashes  # the API's hash of the file is the SHA-256 of its bytes
+    assert set(stored.doc_id) == {hashlib.sha256(p.read_bytes()).hexdigest() for p in archive.source.iterdir()}
+    assert set(stored.doc_id) == set(frame.doc_id)
+    # The API's file.hash is the SHA-256 of the base64 text sent (recorded), not doc_id (of the bytes).
+    assert set(stored.file_hash) == {file_hash(p) for p in archive.source.iterdir()}
     assert (stored.engine == "mistral-ocr").all()
     assert all(json.loads(content) for content in stored.content)
 

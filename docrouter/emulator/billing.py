@@ -136,16 +136,15 @@ def unaffordable_message(worst: Charge, model: ModelInfo, max_tokens: int, remai
     )
 
 
-def usage_body(
-    bill: Charge, *, engine: str | None, reused: int, byok: bool = False, reasoning: int = 0
-) -> dict[str, Any]:
-    """The full `usage` object; the OCR fee is in `cost` and itemised in cost_details and file_parser.
+def usage_body(bill: Charge, *, byok: bool = False, reasoning: int = 0) -> dict[str, Any]:
+    """The full `usage` object as recorded (2025-12, 2026-08): the OCR fee is only inside `cost` (cost minus
+    the two upstream costs); there is no file_parser field or cost item. `reasoning`: of completion_tokens.
 
     BYOK: the provider bills the user's own key (upstream_inference_cost) and `cost` is what OpenRouter
     bills, the OCR fee (its own Mistral key) and the request fee.
     """
     upstream = bill.prompt_cost + bill.image_cost + bill.completion_cost
-    usage: dict[str, Any] = {
+    return {
         "prompt_tokens": bill.prompt_tokens,
         "completion_tokens": bill.completion_tokens,
         "total_tokens": bill.prompt_tokens + bill.completion_tokens,
@@ -153,14 +152,9 @@ def usage_body(
         "is_byok": byok,
         "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0, "audio_tokens": 0, "video_tokens": 0},
         "cost_details": {
-            "upstream_inference_cost": upstream if byok else None,
+            "upstream_inference_cost": upstream,
             "upstream_inference_prompt_cost": bill.prompt_cost + bill.image_cost,
             "upstream_inference_completions_cost": bill.completion_cost,
-            "file_parser_cost": bill.parse_cost,
         },
-        "completion_tokens_details": {"reasoning_tokens": reasoning, "image_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": reasoning, "image_tokens": 0, "audio_tokens": 0},
     }
-    if engine is not None:
-        usage["file_parser"] = {"engine": engine, "pages_billed": bill.ocr_pages, "cost": bill.parse_cost}
-        usage["file_parser"]["files_reused"] = reused
-    return usage

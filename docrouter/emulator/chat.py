@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from starlette.requests import Request
@@ -19,11 +19,14 @@ from docrouter.emulator.parsing import PARSING_ENGINES, PageText, ParsedFile, Pa
 from docrouter.emulator.records import RequestRecord
 from docrouter.emulator.remote import downloaded
 from docrouter.emulator.replies import Answer, completion_body, error_body, generation_data
+from docrouter.emulator.routing import routed
 from docrouter.emulator.state import EmulatorState
 from docrouter.emulator.streams import streamed_answer
 from docrouter.emulator.structured import reply as structured_reply
 from docrouter.emulator.thinking import split_output
 
+# A recorded real reply (tests/fixtures/recorded/pdf_unreadable_reply.json), sent while the parse was attached.
+UNREADABLE_REPLY = "I'm sorry, but I can't access or view the contents of the PDF file."
 STREAMED_ERRORS = frozenset({"5xx", "502_with_annotations", "200_error_body"})  # mid-stream when streaming
 
 
@@ -53,6 +56,8 @@ class Trace:
     max_price: dict[str, float] | None = None
     schema: str | None = None
     invalid_json: bool = False
+    provider: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
 
     def freeze(self) -> RequestRecord:
         return RequestRecord(**asdict(self))
@@ -121,12 +126,15 @@ async def _handle(request: Request, state: EmulatorState, trace: Trace) -> Respo
     chat = await asyncio.to_thread(read_chat, body, state.models, faults, state.settings.max_image_pixels)
     trace.url_parts = tuple(i.url for i in chat.images if i.url) + tuple(f.url for f in chat.files if f.url)
     chat = await downloaded(chat, state.settings.max_image_pixels)
+    trace.options = chat.options
+    chat = routed(chat)
     trace.model, trace.engine, trace.stream = chat.model.id, chat.engine, chat.stream
     if chat.schema is not None:
         trace.schema = "response_format" if chat.structured else "instructions"
     trace.file_hashes, trace.max_price = chat.hashes, chat.max_price or None
     if billing.over_max_price(billing.billed_prices(chat.model.info, state.settings.price_multiplier), chat.max_price):
         raise Rejection(404, billing.NO_ENDPOINT_AT_PRICE, error_type="not_found")
+    trace.provider = chat.model.provider
     fault = trace.fault = state.picker.pick(chat.key)
     await asyncio.sleep(state.latency)
     if fault == "slow" and not chat.stream:
@@ -151,7 +159,7 @@ def parse_files(chat: ChatRequest, state: EmulatorState, faults: Faults) -> tupl
             continue
         if engine == "cloudflare-ai" and faults.cloudflare_fails:
             raise Rejection(400, "Failed to parse", error_type="invalid_request")
-        parsed.append(parse(engine, file.hash, file.name, _pages(file, state)))
+        parsed.append(parse(engine, file.hash, file.name, _pages(file, state), image_parts=faults.ocr_image_parts))
     return tuple(parsed)
 
 
@@ -271,8 +279,12 @@ def _respond(turn: Turn, tokens: int, fee: billing.Charge) -> tuple[Response, bi
         content, finish = content[: len(content) // 2], "error"
     elif fault == "empty_content" or streamed_error:
         content = ""
+    elif fault == "unreadable_reply":
+        content = UNREADABLE_REPLY
+    # Zero completion insurance: a finish_reason "error" (or an error mid-stream) bills no tokens, only the parse.
+    unbilled = streamed_error or finish == "error"
     output = turn.reasoning_tokens + billing.text_tokens(len(content))
-    bill = fee if streamed_error else turn.charge(tokens, output, fee.ocr_pages)
+    bill = fee if unbilled else turn.charge(tokens, output, fee.ocr_pages)
     return _answer(turn, content, finish, bill), bill
 
 
@@ -280,11 +292,8 @@ def _answer(turn: Turn, content: str, finish: str, bill: billing.Charge) -> Resp
     """A 200: JSON or a stream, with X-Generation-Id (or the connection drops after billing)."""
     chat = turn.chat
     error = _choice_error(turn)
-    reused = sum(f.reused for f in turn.files)
     reasoning = min(turn.reasoning_tokens, bill.completion_tokens)  # a failure bills no answer tokens
-    usage = billing.usage_body(
-        bill, engine=chat.engine, reused=reused, byok=turn.state.settings.byok, reasoning=reasoning
-    )
+    usage = billing.usage_body(bill, byok=turn.state.settings.byok, reasoning=reasoning)
     generation_id = _remember(turn, "error" if error else finish, usage, bill)
     if turn.fault == "drop_after_billing":
         return DroppedResponse(generation_id)

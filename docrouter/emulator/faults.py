@@ -13,7 +13,7 @@ from typing import Any
 # "upstream" ones after the file was parsed, so a parse fee is billed; "answer" ones are billed answers.
 GATEWAY_FAULTS = ("429", "429_no_retry_after", "429_bare", "403", "drop_connection")
 UPSTREAM_FAULTS = ("5xx", "408", "524", "524_html", "503_html", "502_with_annotations", "200_error_body")
-ANSWER_FAULTS = ("200_finish_error", "empty_content", "drop_after_billing")
+ANSWER_FAULTS = ("200_finish_error", "empty_content", "drop_after_billing", "unreadable_reply")
 FAULT_KINDS = (*GATEWAY_FAULTS, *UPSTREAM_FAULTS, *ANSWER_FAULTS, "slow")
 
 
@@ -36,6 +36,7 @@ class Faults:
     rate_200_finish_error: float = 0.0  # HTTP 200, finish_reason "error", partial content, billed
     rate_empty_content: float = 0.0  # HTTP 200, content "", prompt billed
     rate_drop_after_billing: float = 0.0  # the answer was billed, then the connection died mid-body
+    rate_unreadable_reply: float = 0.0  # HTTP 200, billed, saying it cannot read the document (recorded wording)
     rate_slow: float = 0.0  # the answer takes slow_seconds longer
     retry_after: float = 1.0  # seconds, for Retry-After and X-RateLimit-Reset
     slow_seconds: float = 2.0
@@ -48,6 +49,8 @@ class Faults:
     credits_need_management_key: bool = False  # GET /credits answers 403 to an ordinary key
     invalid_json_answers: int = 0  # the next N answers to requests with a JSON schema are cut mid-JSON
     context_refusal_bills_ocr: bool = False  # a 400 over the context window still bills the OCR it did
+    ocr_image_parts: bool = False  # mistral-ocr annotations also carry an image_url part per image-only page
+    unavailable_models: str = ""  # comma-separated model ids that answer 503: a request's `models` falls back
 
     def __post_init__(self) -> None:
         rates = self.rates()

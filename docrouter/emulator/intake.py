@@ -70,6 +70,8 @@ class ChatRequest:
     schema: dict[str, Any] | None = None  # a JSON Schema to answer with: response_format's or the instructions'
     structured: bool = False  # the schema came as response_format json_schema (reply with bare JSON)
     reasoning_tokens: int = 0  # what the model will reason, before max_tokens cuts it
+    # How the answer was asked for, as sent: temperature, system prompt, `models`, `provider` (for the log).
+    options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def hashes(self) -> tuple[str, ...]:
@@ -94,7 +96,7 @@ class _Gathered:
 def read_chat(body: bytes, models: dict[str, EmulatedModel], faults: Faults, max_pixels: int) -> ChatRequest:
     """The ChatRequest in `body`, or a Rejection saying what is wrong with it."""
     payload = _json_object(body)
-    model = _model(payload, models)
+    model = _model(payload, models, faults)
     messages = payload.get("messages")
     if not isinstance(messages, list) or not messages:
         raise Rejection(400, "messages: a non-empty array of messages is required")
@@ -120,6 +122,7 @@ def read_chat(body: bytes, models: dict[str, EmulatedModel], faults: Faults, max
         schema=response_schema if response_schema is not None else schema_in_instructions(user_text),
         structured=response_schema is not None,
         reasoning_tokens=_reasoning_tokens(payload, model),
+        options=_options(payload, messages),
     )
 
 
@@ -159,6 +162,15 @@ def _response_schema(payload: dict[str, Any], model: EmulatedModel) -> dict[str,
     return spec["schema"]
 
 
+def _options(payload: dict[str, Any], messages: list[Any]) -> dict[str, Any]:
+    """The request's answer and routing options, as sent (absent ones left out)."""
+    options: dict[str, Any] = {k: payload[k] for k in ("temperature", "models", "provider") if k in payload}
+    system = [m.get("content") for m in messages if isinstance(m, dict) and m.get("role") in ("system", "developer")]
+    if system:
+        options["system"] = system
+    return options
+
+
 def _json_object(body: bytes) -> dict[str, Any]:
     try:
         payload = json.loads(body)
@@ -169,15 +181,21 @@ def _json_object(body: bytes) -> dict[str, Any]:
     return payload
 
 
-def _model(payload: dict[str, Any], models: dict[str, EmulatedModel]) -> EmulatedModel:
-    """The requested model (or the first known one of a `models` fallback list)."""
-    candidates = [payload.get("model")] + list(payload.get("models") or [])
+def _model(payload: dict[str, Any], models: dict[str, EmulatedModel], faults: Faults) -> EmulatedModel:
+    """The requested model, or the first available one of the `models` fallback list, tried in order."""
+    fallbacks = payload.get("models") or []
+    if not isinstance(fallbacks, list) or not all(isinstance(m, str) for m in fallbacks):
+        raise Rejection(400, "models: an array of model IDs is expected")
+    candidates = [payload.get("model"), *fallbacks]
+    down = {m.strip() for m in faults.unavailable_models.split(",") if m.strip()}
     for name in candidates:
-        if isinstance(name, str) and name in models:
+        if isinstance(name, str) and name in models and name not in down:
             return models[name]
     named = next((c for c in candidates if c), None)
     if named is None:
         raise Rejection(400, "model: a model ID is required")
+    if named in down:
+        raise Rejection(503, f"No endpoints available for {named} (emulated outage)", error_type="provider_unavailable")
     raise Rejection(
         400,
         f"{named} is not a valid model ID",
@@ -303,7 +321,13 @@ def read_file(file: Any, where: str) -> FileInput:
             f"{where}: file parts must be PDFs (data:application/pdf;base64,...), not {decoded.mime or 'no MIME type'}",
         )
     _check_sniffed(decoded, where, "invalid_request")
-    return FileInput(name, hashlib.sha256(decoded.data).hexdigest(), data=decoded.data)
+    return FileInput(name, file_hash(file_data), data=decoded.data)
+
+
+def file_hash(file_data: str) -> str:
+    """An annotation's `file.hash` as recorded: sha256 of the base64 text after the data URL's comma (not of
+    the PDF bytes), so the same bytes encoded differently would be another file."""
+    return hashlib.sha256(file_data.partition(",")[2].encode("ascii", "replace")).hexdigest()
 
 
 def _decode(url: str, where: str, error_type: str) -> media.DataUrl:

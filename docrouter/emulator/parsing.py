@@ -53,7 +53,7 @@ class ParsedFile:
     @property
     def text(self) -> str:
         """The parsed text the model reads (the content parts after the file-name wrapper)."""
-        return "\n\n".join(str(p.get("text", "")) for p in self.content[1:] if p.get("type") == "text")
+        return "\n\n".join(str(p["text"]) for p in self.content if p.get("type") == "text" and not is_wrapper(p))
 
     def annotation(self) -> dict[str, Any]:
         """The documented file annotation: {"type": "file", "file": {hash, name, content}}."""
@@ -122,14 +122,30 @@ def open_pdf(data: bytes) -> PdfReader:
         raise ParseFailure(f"the PDF is corrupt ({type(exc).__name__}: {str(exc)[:120]})") from None
 
 
+CLOSING_PART = {"type": "text", "text": "</file>"}
+# What OCR annotations carry for a page image when image parts are switched on: a 1x1 PNG stands in for it.
+PAGE_IMAGE_URL = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGP4DwABAQEAWk1v8QAAAABJRU5ErkJggg=="
+)
+
+
 def wrapper_part(name: str) -> dict[str, Any]:
-    """The first content part of every annotation, as observed in live traffic."""
+    """The first content part of every annotation, as observed in live traffic (the last is CLOSING_PART)."""
     return {"type": "text", "text": f'<file name="{name}">'}
 
 
-def parse(engine: str, file_hash: str, name: str, pages: tuple[PageText, ...]) -> ParsedFile:
-    """What `engine` makes of the pages: mistral-ocr reads text layers and says which pages are images;
-    cloudflare-ai (the text-layer parser) keeps only pages with text; native keeps the file as is."""
+def is_wrapper(part: dict[str, Any]) -> bool:
+    """The `<file name=...>` or `</file>` part around the parsed text."""
+    text = str(part.get("text", ""))
+    return part.get("type") == "text" and (text == CLOSING_PART["text"] or text.startswith("<file name="))
+
+
+def parse(
+    engine: str, file_hash: str, name: str, pages: tuple[PageText, ...], *, image_parts: bool = False
+) -> ParsedFile:
+    """What `engine` makes of the pages: mistral-ocr reads text layers and says which pages are images (with
+    `image_parts`, also sends each as an image_url part, as recorded OCR annotations may); cloudflare-ai (the
+    text-layer parser) keeps only pages with text; native keeps the file as is."""
     parts = [wrapper_part(name)]
     for number, page in enumerate(pages, start=1):
         if page.problem:
@@ -138,6 +154,9 @@ def parse(engine: str, file_hash: str, name: str, pages: tuple[PageText, ...]) -
             parts.append({"type": "text", "text": page.text.strip()})
         elif engine == "mistral-ocr":
             parts.append({"type": "text", "text": f"[page {number}: image without a text layer]"})
+            if image_parts:
+                parts.append({"type": "image_url", "image_url": {"url": PAGE_IMAGE_URL}})
+    parts.append(dict(CLOSING_PART))
     return ParsedFile(
         hash=file_hash,
         name=name,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, OrderedDict, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 MAX_RECORDS = 50_000  # the log keeps the most recent; totals always count everything
@@ -37,6 +37,9 @@ class RequestRecord:
     max_price: dict[str, float] | None = None  # provider.max_price the request carried
     schema: str | None = None  # a JSON Schema answered: "response_format" or "instructions"
     invalid_json: bool = False  # the answer's JSON was cut on purpose (the invalid_json_answers knob)
+    provider: str | None = None  # the provider that answered (chosen by the request's preferences)
+    # The request's answer and routing options as sent: temperature, system prompt, `models`, `provider`.
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 class Ledger:

@@ -1,0 +1,87 @@
+"""Replies that say the document could not be read: recognised (several languages), flagged unreadable_reply,
+and tried once more through another adequate engine; every paid request stays in the row's cost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pipeline import results, run_flow, write_corpus
+
+from docrouter.emulator import Emulator, Faults
+from docrouter.errors import is_terminal
+from docrouter.nonanswers import says_unreadable
+
+REPLIES_THAT_ARE_NOT_ANSWERS = [
+    "I'm sorry, but I can't access or view the contents of the PDF file.",  # recorded (pdf_unreadable_reply.json)
+    "I’m unable to open the attached document.",
+    "Je ne peux pas accéder au contenu de ce fichier.",
+    "Leider kann ich die Datei nicht öffnen.",
+    "Lo siento, no puedo leer el documento adjunto.",
+    "Mi dispiace, non riesco ad aprire il documento.",
+    "Desculpe, não consigo abrir o arquivo.",
+    "Sorry, ik kan het bestand niet openen.",
+]
+ANSWERS = [
+    "The tenant cannot file a claim after 30 days; the document is a lease for 12 months.",
+    "Der Mieter kann das Dokument jederzeit kündigen.",
+    "An invoice from ACME for $120, due 1 March.",
+    "I cannot read minds, but " + "this long summary of the PDF goes on. " * 20,  # too long to be a refusal
+]
+
+
+@pytest.mark.parametrize("reply", REPLIES_THAT_ARE_NOT_ANSWERS)
+def test_a_reply_saying_the_document_cannot_be_read_is_recognised(reply: str) -> None:
+    assert says_unreadable(reply)
+
+
+@pytest.mark.parametrize("reply", ANSWERS)
+def test_answers_that_merely_mention_not_reading_are_answers(reply: str) -> None:
+    assert not says_unreadable(reply)
+
+
+def test_unreadable_reply_is_transient_so_a_rerun_tries_again() -> None:
+    assert not is_terminal("unreadable_reply")
+
+
+def _run(tmp_path: Path, name: str, faults: Faults, monkeypatch: pytest.MonkeyPatch, **params: object):
+    with Emulator(seed=4, faults=faults) as emu:
+        monkeypatch.setenv("OPENROUTER_API_KEY", emu.api_key)
+        out = tmp_path / name
+        run_flow(sources=[str(tmp_path / "docs")], out=str(out), base_url=emu.base_url, **params)
+        chats = [r for r in emu.records if r.path.endswith("/chat/completions")]
+        billed = emu.billed_usd
+    return results(out).set_index("path"), chats, billed
+
+
+@pytest.mark.usefixtures("prefect_api_url")
+def test_a_non_answer_is_retried_once_through_another_engine_and_both_requests_are_paid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_corpus(tmp_path / "docs", scans=1, pngs=1)
+    first_only = Faults(fail_first_attempts=1, fail_first_kind="unreadable_reply")
+    rows, chats, billed = _run(tmp_path, "first", first_only, monkeypatch)
+    scan, image = rows.loc["scan_000.pdf"], rows.loc["image_000.png"]
+    assert (scan.status, scan.attempts) == ("ok", 2) and "could not read the file" in scan.engine_reason
+    engines = [r.engine for r in chats if r.file_hashes and r.engine]
+    assert len(engines) == 2 and engines[1] == scan.engine != engines[0]  # native <-> mistral-ocr
+    # An image has no other engine: its non-answer is its row.
+    assert (image.status, image.error_type, image.attempts) == ("failed", "unreadable_reply", 1)
+    assert "can't access or view" in image.error_message
+    assert len(chats) == 3 and rows.cost_usd.sum() == pytest.approx(billed) and billed > 0
+
+
+@pytest.mark.usefixtures("prefect_api_url")
+def test_a_second_non_answer_fails_the_row_and_a_forced_engine_is_not_switched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_corpus(tmp_path / "docs", scans=1)
+    always = Faults(rate_unreadable_reply=1.0)
+    rows, chats, billed = _run(tmp_path, "auto", always, monkeypatch)
+    (scan,) = rows.itertuples()
+    assert (scan.status, scan.error_type, scan.attempts, len(chats)) == ("failed", "unreadable_reply", 2, 2)
+    assert scan.cost_usd == pytest.approx(billed) and billed > 0
+    rows, chats, billed = _run(tmp_path, "forced", always, monkeypatch, engine="mistral-ocr")
+    (scan,) = rows.itertuples()
+    assert (scan.status, scan.error_type, scan.engine, len(chats)) == ("failed", "unreadable_reply", "mistral-ocr", 1)
+    assert scan.cost_usd == pytest.approx(billed) and billed > 0
