@@ -429,21 +429,25 @@ def read_history(out_dir: str | Path | None, model: str, prompt_sha256: str) -> 
     if not out_dir or not (Path(out_dir) / RESULTS_DIR).is_dir():
         return History()
     out = Path(out_dir)
-    columns = ["path", "doc_id", "model", "prompt_sha256", "status", "attempts", "completion_tokens"]
+    columns = ["path", "doc_id", "model", "prompt_sha256", "status", "truncated", "attempts", "completion_tokens"]
     done: set[Key] = set()
     answered: set[tuple[str, str]] = set()
     tokens: list[int] = []
     answers: dict[str, tuple[str, str | None]] = {}
     table = read_dataset(out, RESULTS, [*columns, "engine"])
-    for path, doc_id, row_model, prompt, status, attempts, completion, engine in _rows(table.to_batches()):
+    rows = _rows(table.to_batches())
+    for path, doc_id, row_model, prompt, status, truncated, attempts, completion, engine in rows:
         if status != "ok":
             continue
+        mine = (row_model, prompt) == (model, prompt_sha256)
+        if mine and attempts:  # copies (attempts 0) repeat an answer; they say nothing new about its length
+            tokens.append(int(completion or 0))
+        if not _answered(status, truncated):
+            continue  # a truncated answer is not done: a rerun answers it again, and it is no copy's source
         done.add((doc_id, row_model, prompt))
-        if (row_model, prompt) == (model, prompt_sha256):
+        if mine:
             answered.add((doc_id, path))  # not the root: an archive moved or mounted elsewhere is the same
             answers.setdefault(doc_id, (path, engine))
-            if attempts:  # copies (attempts 0) repeat an answer; they say nothing new about its length
-                tokens.append(int(completion or 0))
     annotated = frozenset(_index_annotations(out)) if (out / ANNOTATIONS_DIR).is_dir() else frozenset()
     failed = frozenset(terminal_failures(out))
     return History(frozenset(done), frozenset(answered), failed, annotated, tuple(tokens), answers)
