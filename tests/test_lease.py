@@ -101,7 +101,9 @@ def test_a_second_run_on_the_same_out_exits_2_at_once_and_nothing_is_paid_twice(
     with Emulator(seed=5, latency=0.3) as emu:
         first = start_run(tmp_path / "docs", out, emu, prefect_api_url)
         deadline = time.monotonic() + 120
-        while not emu.records and first.poll() is None and time.monotonic() < deadline:
+        # A chat request, not any request: the CLI reads GET /models before Prefect starts (its early checks),
+        # when the lease does not yet name the run.
+        while not chat_records(emu) and first.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)  # the first run is sending
         started = time.monotonic()
         second = start_run(tmp_path / "docs", out, emu, prefect_api_url)
