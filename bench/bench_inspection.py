@@ -28,15 +28,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from docrouter import samples  # noqa: E402
-from docrouter.documents import Document, discover_documents  # noqa: E402
+import samples  # noqa: E402
+from docrouter.discover.documents import Document, discover_documents  # noqa: E402
 from docrouter.errors import DocumentError  # noqa: E402
-from docrouter.inspection import Inspection, inspect_document, inspect_opened  # noqa: E402
-from docrouter.isolation import Failure, run_isolated  # noqa: E402
-from docrouter.pdfium import opened_pdfium, pdfium_text  # noqa: E402
-from docrouter.pdfreading import extract_text  # noqa: E402
+from docrouter.inspect.inspection import Inspection, inspect_document, inspect_opened  # noqa: E402
+from docrouter.inspect.isolation import Failure, run_isolated  # noqa: E402
+from docrouter.pdf.pdfium import opened_pdfium, pdfium_text  # noqa: E402
+from docrouter.pdf.pdfreading import extract_text  # noqa: E402
 
 DEFAULT_CORPUS = REPO.parent / "shared" / "corpus"
 NOT_DOCUMENTS = ("MANIFEST.csv", "README.md")

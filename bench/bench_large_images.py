@@ -20,7 +20,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from docrouter import samples
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+import samples  # noqa: E402
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 PREFECT_SERVER = ("uvicorn", "prefect.server", "server start")
@@ -66,7 +68,16 @@ def main() -> None:
             (docs / f"poster_{i}.png").write_bytes(data)
         megapixels = args.side**2 / 1e6
         print(f"{args.count} PNGs of {args.side}x{args.side} ({megapixels:.0f} MP), {len(data) / 1e3:.0f} KB each")
-        command = [sys.executable, "-m", "docrouter.cli", "run", str(docs), "--out", str(Path(tmp, "out")), "--offline"]
+        command = [
+            sys.executable,
+            "-m",
+            "docrouter_commands.cli",
+            "run",
+            str(docs),
+            "--out",
+            str(Path(tmp, "out")),
+            "--offline",
+        ]
         started = time.monotonic()
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         peak_total, peaks = 0, {}

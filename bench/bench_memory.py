@@ -26,9 +26,9 @@ from bench_throughput import KEY, PeakRss, corpus, start_emulator
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from docrouter.pdfassembly import PAGE_H, PAGE_W, new_pdf  # noqa: E402
+from pdfassembly import PAGE_H, PAGE_W, new_pdf  # noqa: E402
 
 WORK = Path(tempfile.gettempdir()) / "docrouter-bench-memory"
 
@@ -78,7 +78,7 @@ def poster(megapixels: int, seed: int) -> Image.Image:
 def run_docrouter(docs: Path, concurrency: int, base_url: str | None) -> dict:
     """One `docrouter run` (--offline, or against `base_url`) in a child process, its tree sampled for peak RSS."""
     out = Path(tempfile.mkdtemp(prefix="out-", dir=WORK))
-    command = [sys.executable, "-m", "docrouter.cli", "run", str(docs), "--out", str(out)]
+    command = [sys.executable, "-m", "docrouter_commands.cli", "run", str(docs), "--out", str(out)]
     command += ["--concurrency", str(concurrency)] + (["--base-url", base_url] if base_url else ["--offline"])
     env = {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120", **os.environ, "OPENROUTER_API_KEY": KEY}
     env["PREFECT_LOGGING_LEVEL"] = "WARNING"

@@ -25,13 +25,14 @@ from pathlib import Path
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from docrouter import runs, samples  # noqa: E402
+import samples  # noqa: E402
+from docrouter import session as runs  # noqa: E402
 from docrouter.config import RunConfig  # noqa: E402
 from docrouter.emulator import Emulator  # noqa: E402
 from docrouter.planning import Plan, build_plan, plan_catalogue  # noqa: E402
-from docrouter.pricing import PriceBook  # noqa: E402
+from docrouter.route.pricing import PriceBook  # noqa: E402
 from tests.pipeline import scan_pdf  # noqa: E402
 
 WORK = REPO / "bench" / "_work"

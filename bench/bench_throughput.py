@@ -31,14 +31,15 @@ import pandas as pd
 import psutil
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from docrouter import runs, samples  # noqa: E402
+import samples  # noqa: E402
+from docrouter import session as runs  # noqa: E402
+from docrouter.call.payloads import RequestOptions, encode, image_request, pdf_request, text_request  # noqa: E402
 from docrouter.config import RunConfig  # noqa: E402
-from docrouter.inspection import extract_text  # noqa: E402
-from docrouter.payloads import RequestOptions, encode, image_request, pdf_request, text_request  # noqa: E402
+from docrouter.inspect.inspection import extract_text  # noqa: E402
 from docrouter.results import Result  # noqa: E402
-from docrouter.store import GroupCommit, Store  # noqa: E402
+from docrouter.store.store import GroupCommit, Store  # noqa: E402
 
 WORK = REPO / "bench" / "_work"
 KEY = "sk-or-v1-emulator-bench"
@@ -109,7 +110,7 @@ def run_docrouter(docs: Path, base_url: str, concurrency: int, batch_size: int) 
     out = Path(tempfile.mkdtemp(prefix="bench-out-", dir=WORK))
     env = {**os.environ, "OPENROUTER_API_KEY": KEY, "PREFECT_LOGGING_LEVEL": "WARNING"}
     env.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")  # 20 s is too short on a busy box
-    command = [sys.executable, "-m", "docrouter.cli", "run", str(docs), "--out", str(out)]
+    command = [sys.executable, "-m", "docrouter_commands.cli", "run", str(docs), "--out", str(out)]
     command += ["--base-url", base_url, "--concurrency", str(concurrency), "--batch-size", str(batch_size)]
     started, clock, cpu = time.time(), time.monotonic(), children_cpu()
     process = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -18,15 +18,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from file_server import Files, serving  # noqa: E402  (the tests' loopback server)
-
-from docrouter import samples  # noqa: E402
+import samples  # noqa: E402
 from docrouter.emulator import Emulator  # noqa: E402
+from file_server import Files, serving  # noqa: E402  (the tests' loopback server)
 
 
 def run(listed: Path, out: Path, emu: Emulator, mode: str) -> None:
     env = {**os.environ, "OPENROUTER_API_KEY": emu.api_key}
-    command = [sys.executable, "-m", "docrouter.cli", "run", "--urls", str(listed), "--out", str(out)]
+    command = [sys.executable, "-m", "docrouter_commands.cli", "run", "--urls", str(listed), "--out", str(out)]
     command += ["--base-url", emu.base_url, "--send-urls", mode, "--model", "openai/gpt-4o-mini"]
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:

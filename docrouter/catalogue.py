@@ -105,6 +105,12 @@ class Catalogue:
         raise ConfigError(f"unknown model {model_id!r} (not in the {self.source} model list){hint}")
 
 
+def cache_dir() -> Path:
+    """Where the model catalogue (and the per-user answer history) is cached between runs."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "docrouter"
+
+
 def close_matches(model_id: str, ids: list[str], n: int = 3) -> list[str]:
     """Ids that share the name after the provider prefix first, then spelling neighbours."""
     name = model_id.rsplit("/", 1)[-1].lower()

@@ -13,11 +13,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from docrouter.client import DEFAULT_BASE_URL
+from docrouter.call.client import DEFAULT_BASE_URL
+from docrouter.call.extraction import EXTRACTION_PROMPT, ExtractionSchema, as_schema, load_schema, parse_schema
+from docrouter.discover.urls import DEFAULT_CACHE_BYTES, SEND_URLS
 from docrouter.errors import ConfigError
-from docrouter.extraction import EXTRACTION_PROMPT, ExtractionSchema, as_schema, load_schema, parse_schema
-from docrouter.reasoning import check_setting
-from docrouter.urls import DEFAULT_CACHE_BYTES, SEND_URLS
+from docrouter.route.reasoning import check_setting
 
 DEFAULT_MODEL = "google/gemini-2.5-flash"
 DEFAULT_PROMPT = "Summarize this document in 3-5 sentences: what it is, its main points, and any key figures."
@@ -314,12 +314,6 @@ def resolve_api_key(explicit: str | None = None) -> str:
 def _char_name(char: str) -> str:
     name = unicodedata.name(char, "")
     return f"U+{ord(char):04X}{f' {name}' if name else ''}"
-
-
-def cache_dir() -> Path:
-    """Where the model catalogue is cached between runs."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "docrouter"
 
 
 def read_prompt_file(path: str, flag: str = "--prompt-file") -> str:

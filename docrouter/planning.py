@@ -17,15 +17,15 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from docrouter.catalogue import Catalogue, ModelInfo, answering_model, cache_name, load_catalogue
-from docrouter.client import models_fetcher
-from docrouter.config import RunConfig, cache_dir, resolve_api_key, resolve_base_url
-from docrouter.documents import SKIPPED_ERRORS, Document, skip_reason
+from docrouter.call.client import models_fetcher
+from docrouter.catalogue import Catalogue, ModelInfo, answering_model, cache_dir, cache_name, load_catalogue
+from docrouter.config import RunConfig, resolve_api_key, resolve_base_url
+from docrouter.discover.documents import SKIPPED_ERRORS, Document, skip_reason
 from docrouter.errors import ConfigError
-from docrouter.inspection import Inspection
-from docrouter.pricing import MaxPrice, PriceBook, priced_model
-from docrouter.routing import Route, Router, check_forced_engine, usd
-from docrouter.store import read_history
+from docrouter.inspect.inspection import Inspection
+from docrouter.route.pricing import MaxPrice, PriceBook, priced_model
+from docrouter.route.routing import Route, Router, check_forced_engine, usd
+from docrouter.store.store import read_history
 
 PLAN_FILE = "plan.parquet"
 
@@ -356,7 +356,7 @@ def write_plan(plan: Plan, out_dir: Path) -> Path:
 
 def plan_command(config: RunConfig, *, out: str | None = None, as_json: bool = False) -> int:
     """`docrouter plan`: the run's own selection, inspection, routing and estimates, printed; no paid call."""
-    from docrouter.runs import planned_urls
+    from docrouter.session import planned_urls
 
     with planned_urls(config) as (fetched, totals):
         plan = make_plan(config, fetched)
@@ -379,7 +379,7 @@ def plan_command(config: RunConfig, *, out: str | None = None, as_json: bool = F
 def make_plan(config: RunConfig, fetched: Sequence[Document] = ()) -> Plan:
     """Discover (plus `fetched` URL documents), select against DIR's history (config.out), inspect what a run
     would send, route and price."""
-    from docrouter.runs import discover, inspect, make_router, named_files, select_from  # the run's own stages
+    from docrouter.session import discover, inspect, make_router, named_files, select_from  # the run's own stages
 
     model, ceiling = checked_model(config)
     history = read_history(config.out, config.model, config.prompt_sha256)

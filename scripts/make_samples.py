@@ -11,9 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # runnable from a checkout without `pip install -e .`
+sys.path[:0] = [str(REPO), str(REPO / "tests")]  # runnable from a checkout without `pip install -e .`
 
-from docrouter import samples  # noqa: E402
+import samples  # noqa: E402
 
 SAMPLES: dict[str, Callable[[], bytes]] = {
     "born_digital_text.pdf": lambda: samples.text_pdf(3),

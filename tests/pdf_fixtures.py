@@ -8,8 +8,8 @@ import io
 from fontTools.fontBuilder import FontBuilder
 from fontTools.pens.t2CharStringPen import T2CharStringPen
 
-from docrouter import samples
-from docrouter.pdfassembly import new_pdf
+import samples
+from pdfassembly import new_pdf
 
 # LaTeX's cmsy10 puts these symbols at these codes; without its built-in encoding they read as "8", "9", "2".
 MATH_SYMBOLS = {"8": "universal", "9": "existential", "2": "element"}  # ∀ ∃ ∈

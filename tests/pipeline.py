@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from docrouter import samples
+import samples
 
 
 def write_corpus(folder: Path, *, text: int = 0, scans: int = 0, pngs: int = 0) -> list[Path]:
@@ -43,7 +43,7 @@ def _write(path: Path, data: bytes) -> Path:
 
 def run_flow(**params: Any) -> dict[str, Any]:
     """One docrouter flow run, in this process (the tests' Prefect server records it)."""
-    from flows.run import docrouter_run
+    from docrouter_flows.run import docrouter_run
 
     return asyncio.run(docrouter_run(**params))
 
@@ -58,7 +58,7 @@ def start_run(source: Path, out: Path, emu: Any, api_url: str | None, **env: str
     environ = {**os.environ, "OPENROUTER_API_KEY": emu.api_key, **env}
     if api_url:
         environ["PREFECT_API_URL"] = api_url
-    command = [sys.executable, "-m", "docrouter.cli", "run", str(source), "--out", str(out)]
+    command = [sys.executable, "-m", "docrouter_commands.cli", "run", str(source), "--out", str(out)]
     command += ["--base-url", emu.base_url, "--concurrency", "4", "--batch-size", "10"]
     return subprocess.Popen(
         command, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, text=True

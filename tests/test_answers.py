@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from docrouter.answers import (
+from docrouter.config import DEFAULT_PROMPT
+from docrouter.route.answers import (
     PRIOR_WEIGHT,
     SHORT_ANSWER_TOKENS,
     expected_answer,
@@ -14,7 +15,6 @@ from docrouter.answers import (
     read_user_history,
     remember_answers,
 )
-from docrouter.config import DEFAULT_PROMPT
 
 
 def test_the_prior_depends_on_the_prompt_and_max_tokens() -> None:

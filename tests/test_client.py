@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from docrouter import errors
-from docrouter.client import OpenRouterClient, error_for_status, parse_retry_after
+from docrouter.call.client import OpenRouterClient, error_for_status, parse_retry_after
 
 # reference/openrouter-api.md section 6.1: every status the API documents, and what it must mean here.
 NOW = datetime(2026, 11, 21, 12, 0, 0, tzinfo=UTC)

@@ -13,11 +13,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
+from docrouter.discover.documents import Document, discover_documents
+from docrouter.inspect.inspection import PAGE_LABELS, Inspection, inspect_isolated
 from pipeline import results
 from test_cli import COMMAND
-
-from docrouter.documents import Document, discover_documents
-from docrouter.inspection import PAGE_LABELS, Inspection, inspect_isolated
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 NOT_DOCUMENTS = ("MANIFEST.csv", "README.md")  # the corpus's own description, not part of it

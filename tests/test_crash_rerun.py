@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from pipeline import chat_records, results, start_run, write_corpus
 
 from docrouter.emulator import Emulator
+from pipeline import chat_records, results, start_run, write_corpus
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from docrouter.store import ANNOTATIONS_SCHEMA, RESULTS_SCHEMA, Store, read_annotations, read_results
+from docrouter.store.store import ANNOTATIONS_SCHEMA, RESULTS_SCHEMA, Store, read_annotations, read_results
 
 DOCUMENTS = 40
 MODEL, PROMPT = "m/model", "p" * 64
@@ -24,7 +24,7 @@ CHILD = """
 import sys
 from pathlib import Path
 from docrouter.results import Annotation, Result
-from docrouter.store import Store
+from docrouter.store.store import Store
 
 out, run_id, count = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 with Store(out, run_id, flush_every=4, flush_seconds=3600.0) as store:

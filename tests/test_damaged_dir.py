@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import SAMPLES
-from test_store import PROMPT, make_annotation, make_result
 
-from docrouter import cli
-from docrouter.journal import JOURNAL_DIR
-from docrouter.store import Store, read_results
+from conftest import SAMPLES
+from docrouter.store.journal import JOURNAL_DIR
+from docrouter.store.store import Store, read_results
+from docrouter_commands import cli
+from test_store import PROMPT, make_annotation, make_result
 
 MODEL = "openai/gpt-4o-mini"
 
@@ -121,7 +121,7 @@ def test_a_run_over_a_dir_with_a_junk_part_and_a_damaged_journal_goes_on(tmp_pat
     part = damage_first_part(out, "junk")
     killed_run_journal(out, [line(1), b"\x00\x00garbage\n", line(2)])
     env = {**os.environ, "PREFECT_API_URL": prefect_api_url}
-    command = [sys.executable, "-m", "docrouter.cli", "run", str(SAMPLES), "--out", str(out), "--offline"]
+    command = [sys.executable, "-m", "docrouter_commands.cli", "run", str(SAMPLES), "--out", str(out), "--offline"]
     run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr[-3000:]
     assert f"docrouter: warning: moved unreadable part {part} to " in run.stderr

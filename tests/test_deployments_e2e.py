@@ -21,12 +21,11 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
-from prefect_server import PrefectServer, Service, prefect_executable, running_prefect_server
 
-from docrouter import samples
+import samples
 from docrouter.errors import ConfigError
-from flows.backfill import SHARD_DEPLOYMENT, check_parameters, docrouter_backfill, shard_parameters
-from flows.backfill_report import (
+from docrouter_flows.backfill import SHARD_DEPLOYMENT, check_parameters, docrouter_backfill, shard_parameters
+from docrouter_flows.backfill_report import (
     ShardRun,
     backfill_markdown,
     backfill_summary,
@@ -35,7 +34,8 @@ from flows.backfill_report import (
     top_failures,
     unfinished_message,
 )
-from flows.run import docrouter_run
+from docrouter_flows.run import docrouter_run
+from prefect_server import PrefectServer, Service, prefect_executable, running_prefect_server
 
 REPO = Path(__file__).resolve().parents[1]
 POOL = "docrouter-pool"
@@ -172,7 +172,10 @@ def test_prefect_yaml_has_the_three_jobs_and_the_shard_deployment_on_one_process
 
 
 def test_prefect_yaml_parameters_exist_on_their_flows_and_name_a_key_block_never_a_key() -> None:
-    flows = {"flows/run.py:docrouter_run": docrouter_run, "flows/backfill.py:docrouter_backfill": docrouter_backfill}
+    flows = {
+        "flows/docrouter_flows/run.py:docrouter_run": docrouter_run,
+        "flows/docrouter_flows/backfill.py:docrouter_backfill": docrouter_backfill,
+    }
     for name, deployment in _deployments().items():
         flow = flows[deployment["entrypoint"]]
         parameters = deployment["parameters"]
@@ -220,7 +223,7 @@ def backfill_run() -> Iterator[BackfillRun]:
     if prefect_executable() is None:
         pytest.skip("the `prefect` executable is not installed next to this Python")
     from docrouter.emulator import Emulator
-    from docrouter.store import read_results
+    from docrouter.store.store import read_results
 
     key = "sk-or-v1-e2e-canary-" + secrets.token_hex(12)
     scratch = Path(tempfile.mkdtemp(prefix="docrouter-e2e-"))

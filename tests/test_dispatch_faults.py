@@ -7,9 +7,9 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from pipeline import results, run_flow, write_corpus
 
 from docrouter.emulator import Emulator, Faults
+from pipeline import results, run_flow, write_corpus
 
 pytestmark = pytest.mark.usefixtures("prefect_api_url")
 
@@ -73,7 +73,7 @@ def test_concurrency_never_exceeds_the_flag(tmp_path: Path, emulator: Emulator) 
 
 
 def test_402_mid_run_stops_sending_and_keeps_finished_rows(tmp_path: Path, emulator: Emulator) -> None:
-    from flows.run import RunStopped
+    from docrouter_flows.run import RunStopped
 
     write_corpus(tmp_path / "docs", pngs=30)
     emulator.set_credits(0.0006)  # enough for a few image answers, then "can only afford"

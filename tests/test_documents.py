@@ -16,8 +16,10 @@ from typing import Any
 
 import pytest
 
-from docrouter import samples
-from docrouter.documents import (
+import samples
+from docrouter.call.reading import read_verified
+from docrouter.call.rows import Job, RunColumns, unsent_row
+from docrouter.discover.documents import (
     EMPTY_MIME,
     OCTET_STREAM,
     Document,
@@ -25,11 +27,9 @@ from docrouter.documents import (
     discover_documents,
     sniff_mime,
 )
+from docrouter.discover.names import escape_name, stored_file, unescape_name
 from docrouter.errors import ConfigError
-from docrouter.names import escape_name, stored_file, unescape_name
-from docrouter.reading import read_verified
-from docrouter.rows import Job, RunColumns, unsent_row
-from docrouter.runs import named_files
+from docrouter.session import named_files
 
 PDF = samples.text_pdf(1)
 PNG = samples.png(20, 10)

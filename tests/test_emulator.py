@@ -12,10 +12,10 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from emulator_fixtures import api, data_url, emulator, image_body, image_bytes, pdf_body, text_body, text_pdf
-from file_server import Files, serving
 
 from docrouter.emulator import Emulator
+from emulator_fixtures import api, data_url, emulator, image_body, image_bytes, pdf_body, text_body, text_pdf
+from file_server import Files, serving
 
 __all__ = ["api", "emulator"]  # fixtures
 

@@ -6,11 +6,11 @@ import asyncio
 
 import httpx
 import pytest
-from emulator_fixtures import pdf_body, text_body, text_pdf
 
 from docrouter import errors
-from docrouter.client import Completion, OpenRouterClient
+from docrouter.call.client import Completion, OpenRouterClient
 from docrouter.emulator import FAULT_KINDS, Emulator, Faults
+from emulator_fixtures import pdf_body, text_body, text_pdf
 
 OCR_MODEL = "meta-llama/llama-3.3-70b-instruct"
 EXPECTED = {

@@ -10,10 +10,10 @@ import time
 import httpx
 import openai
 import pytest
-from emulator_fixtures import pdf_body, text_body, text_pdf
 
 from docrouter.emulator import Emulator, Faults
 from docrouter.emulator.faults import parse_fault_flag
+from emulator_fixtures import pdf_body, text_body, text_pdf
 
 PDF = text_pdf("A short page. It has two sentences.")
 OCR_MODEL = "meta-llama/llama-3.3-70b-instruct"  # text only: PDFs default to mistral-ocr

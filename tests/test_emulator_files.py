@@ -10,6 +10,11 @@ import math
 
 import httpx
 import pytest
+from PIL import Image
+from pypdf import PdfReader, PdfWriter
+
+from docrouter.emulator import Emulator, Faults
+from docrouter.emulator.media import image_size, sniff_mime
 from emulator_fixtures import (
     api,
     data_url,
@@ -22,11 +27,6 @@ from emulator_fixtures import (
     text_body,
     text_pdf,
 )
-from PIL import Image
-from pypdf import PdfReader, PdfWriter
-
-from docrouter.emulator import Emulator, Faults
-from docrouter.emulator.media import image_size, sniff_mime
 
 __all__ = ["api", "emulator"]  # fixtures
 

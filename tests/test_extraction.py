@@ -15,17 +15,19 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from pipeline import write_corpus
 
-from docrouter import runs, samples
+import samples
+from docrouter import session as runs
+from docrouter.call.columns import arrow_schema
+from docrouter.call.extraction import first_json_object, load_schema, parse_schema
 from docrouter.config import INLINE_SCHEMA_CHARS, RunConfig, config_from_parameters, flow_parameters
 from docrouter.emulator import Emulator, Faults
 from docrouter.errors import ConfigError
-from docrouter.extraction import first_json_object, load_schema, parse_schema
-from docrouter.extractions import arrow_schema, partition
 from docrouter.results import Extraction, Result
-from docrouter.splitting import ENV_MAX_PART_PAGES
-from docrouter.store import Store, read_extractions
+from docrouter.route.splitting import ENV_MAX_PART_PAGES
+from docrouter.store.extractions import partition
+from docrouter.store.store import Store, read_extractions
+from pipeline import write_corpus
 
 STRUCTURED = "google/gemini-2.5-flash"  # lists structured_outputs in the offline catalogue
 UNSTRUCTURED = "meta-llama/llama-3.3-70b-instruct"  # does not: the schema goes in the instructions
@@ -139,7 +141,7 @@ def test_every_json_type_gets_its_arrow_type_and_reads_back_typed(tmp_path: Path
 
 
 def test_a_value_the_column_cannot_hold_is_a_validation_problem_not_a_lost_row() -> None:
-    from docrouter.extractions import check_extraction
+    from docrouter.call.columns import check_extraction
 
     schema = parse_schema(json.dumps(EVERY_TYPE))
     bad = {**EVERY_TYPE_VALUES, "issued_at": "the first of March"}
@@ -248,7 +250,7 @@ def test_an_answer_still_invalid_after_the_repair_is_invalid_output_with_the_rep
         first_json_object(row.content)
     assert row.cost_usd == pytest.approx(sum(r.billed_usd for r in records))
     assert read_extractions(tmp_path / "out", row.schema_sha256 or "").empty
-    from docrouter.report import build_report, render_report
+    from docrouter_commands.report import build_report, render_report
 
     report = build_report(tmp_path / "out")
     assert report.extractions == {"invalid": 1}

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from docrouter.errors import Corrupt
-from docrouter.images import ImageLimits, prepare_image
+from docrouter.inspect.images import ImageLimits, prepare_image
 
 SNIFF = {"image/png": b"\x89PNG", "image/jpeg": b"\xff\xd8\xff", "image/gif": b"GIF8", "image/webp": b"RIFF"}
 

@@ -8,12 +8,12 @@ import zlib
 from pathlib import Path
 
 import pytest
-from pdf_fixtures import misplaced_xref
 
-from docrouter import samples
-from docrouter.documents import Document, discover_documents
+import samples
+from docrouter.discover.documents import Document, discover_documents
 from docrouter.errors import Corrupt, Encrypted
-from docrouter.inspection import Inspection, extract_text, inspect_document
+from docrouter.inspect.inspection import Inspection, extract_text, inspect_document
+from pdf_fixtures import misplaced_xref
 
 
 def _doc(tmp_path: Path, name: str, data: bytes) -> Document:

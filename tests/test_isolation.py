@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 import time
 
+from docrouter.inspect.isolation import Failure, WorkerPool, run_isolated
 from isolation_ballast import allocate
-
-from docrouter.isolation import Failure, WorkerPool, run_isolated
 
 
 def fail_on_odd(n: int) -> int:

@@ -19,15 +19,15 @@ import uuid
 from pathlib import Path
 
 import pytest
-from pipeline import write_corpus
 
 from docrouter.config import resolve_api_key
 from docrouter.emulator import Emulator
 from docrouter.errors import ConfigError
 from docrouter.redaction import MASK, protect
+from pipeline import write_corpus
 
 CANARY = f"sk-or-v1-canary{uuid.uuid4().hex}"
-COMMAND = [sys.executable, "-m", "docrouter.cli"]
+COMMAND = [sys.executable, "-m", "docrouter_commands.cli"]
 TIMEOUT_S = 240
 
 

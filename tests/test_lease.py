@@ -13,16 +13,16 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from pipeline import chat_records, results, start_run, write_corpus
 
-from docrouter import lease
 from docrouter.emulator import Emulator
+from docrouter.store import lease
+from pipeline import chat_records, results, start_run, write_corpus
 
 
 def hold_in_subprocess(out: Path, shard: int = 0, shards: int = 1) -> subprocess.Popen:
     """Another process holding the lease of `out` until killed."""
     code = (
-        "import sys, time; from pathlib import Path; from docrouter import lease; "
+        "import sys, time; from pathlib import Path; from docrouter.store import lease; "
         f"lease.acquire(Path({str(out)!r}), {shard}, {shards}, 'run-other'); print('held', flush=True); time.sleep(120)"
     )
     process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 
-from docrouter.limits import AdaptiveLimiter, RetryPolicy
+from docrouter.call.limits import AdaptiveLimiter, RetryPolicy
 
 
 def test_in_flight_never_exceeds_the_ceiling() -> None:

@@ -16,13 +16,13 @@ from typing import Any
 import httpx
 import pytest
 from PIL import Image, ImageDraw
-from pipeline import results, run_flow
 
-from docrouter import samples
+import samples
 from docrouter.emulator import Emulator
 from docrouter.errors import ConfigError
-from docrouter.images import ImageLimits
-from docrouter.splitting import ENV_MAX_PART_PAGES, ENV_MAX_REQUEST_BYTES, SplitLimits
+from docrouter.inspect.images import ImageLimits
+from docrouter.route.splitting import ENV_MAX_PART_PAGES, ENV_MAX_REQUEST_BYTES, SplitLimits
+from pipeline import results, run_flow
 
 pytestmark = pytest.mark.usefixtures("prefect_api_url")
 

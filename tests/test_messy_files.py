@@ -18,12 +18,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from pipeline import results, run_flow, write_corpus
 
-from docrouter import runs, samples
+import samples
+from docrouter import session as runs
 from docrouter.config import RunConfig
 from docrouter.emulator import Emulator
 from docrouter.results import Result
+from pipeline import results, run_flow, write_corpus
 
 
 @pytest.fixture
@@ -64,7 +65,7 @@ def test_damaged_images_are_rows_and_the_run_goes_on(tmp_path: Path, emulator: E
         [
             sys.executable,
             "-m",
-            "docrouter.cli",
+            "docrouter_commands.cli",
             "run",
             docs,
             "--out",
@@ -208,6 +209,6 @@ def test_a_retried_call_stage_sends_nothing_twice(tmp_path: Path, emulator: Emul
 
 
 def test_the_call_stage_has_no_task_retries() -> None:
-    from tasks import stages
+    from docrouter_tasks import stages
 
     assert stages.call.retries == 0  # a retry would re-enter paid work; per-document failures are rows

@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pipeline import results, run_flow, write_corpus
 
+from docrouter.call.nonanswers import says_unreadable
 from docrouter.emulator import Emulator, Faults
 from docrouter.errors import is_terminal
-from docrouter.nonanswers import says_unreadable
+from pipeline import results, run_flow, write_corpus
 
 REPLIES_THAT_ARE_NOT_ANSWERS = [
     "I'm sorry, but I can't access or view the contents of the PDF file.",  # recorded (pdf_unreadable_reply.json)

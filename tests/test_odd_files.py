@@ -13,12 +13,12 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from pipeline import results, run_flow
 
-from docrouter import samples
-from docrouter.asking import build_question, find_document
-from docrouter.names import stored_file
-from docrouter.payloads import RequestOptions
+import samples
+from docrouter.call.payloads import RequestOptions
+from docrouter.discover.names import stored_file
+from docrouter_commands.asking import build_question, find_document
+from pipeline import results, run_flow
 
 NON_UTF8 = b"re\xe7u.pdf"  # Latin-1 "reçu": not UTF-8
 

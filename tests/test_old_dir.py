@@ -11,11 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLES
 
-from docrouter import cli
-from docrouter.datasets import RESULTS_SCHEMA
-from docrouter.store import Store, read_results
+from conftest import SAMPLES
+from docrouter.store.datasets import RESULTS_SCHEMA
+from docrouter.store.store import Store, read_results
+from docrouter_commands import cli
 
 FIXTURE = Path(__file__).parent / "fixtures" / "dir-9c69dad"
 SOURCES = ("born_digital_text.pdf", "receipt.png", "scanned_no_text_layer.pdf", "needs_user_password.pdf")
@@ -69,7 +69,7 @@ def test_a_run_resumes_an_old_dir_and_answers_only_what_is_new(tmp_path: Path, p
     for name in (*SOURCES, "receipt.webp"):
         shutil.copy(SAMPLES / name, source / name)
     env = {**os.environ, "PREFECT_API_URL": prefect_api_url}
-    command = [sys.executable, "-m", "docrouter.cli", "run", str(source), "--out", str(out), "--offline"]
+    command = [sys.executable, "-m", "docrouter_commands.cli", "run", str(source), "--out", str(out), "--offline"]
     run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr[-3000:]
     assert "4 already done" in run.stdout
@@ -87,7 +87,7 @@ def test_columns_added_later_read_as_defaults_or_nulls_from_old_parts_and_journa
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from docrouter.datasets import part_paths, read_table, tolerant_table
+    from docrouter.store.datasets import part_paths, read_table, tolerant_table
 
     out = old_dir(tmp_path)
     newer = RESULTS_SCHEMA.append(pa.field("future_count", pa.int64(), nullable=False))

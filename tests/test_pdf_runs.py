@@ -6,12 +6,12 @@ import time
 from pathlib import Path
 
 import pytest
+
+import samples
 from conftest import CORPUS
 from pdf_fixtures import eof_missing_pdf, misplaced_xref, slow_text_pdf
 from pipeline import results, run_flow
 from test_cli import docrouter_cli
-
-from docrouter import samples
 
 ENGINES = ("auto", "pdf-text", "mistral-ocr", "native")
 

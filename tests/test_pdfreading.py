@@ -6,16 +6,16 @@ import logging
 from pathlib import Path
 
 import pytest
-from pdf_fixtures import eof_missing_pdf, math_symbols_pdf, misplaced_xref
 
-from docrouter import samples
-from docrouter.documents import Document, discover_documents
+import samples
+from docrouter.discover.documents import Document, discover_documents
 from docrouter.emulator.parsing import ParseFailure, read_pages
 from docrouter.errors import Corrupt
-from docrouter.inspection import inspect_document
-from docrouter.pdfium import pdfium_text
-from docrouter.pdfreading import extract_text, open_readable, pypdf_messages
-from docrouter.routing import describe
+from docrouter.inspect.inspection import inspect_document
+from docrouter.pdf.pdfium import pdfium_text
+from docrouter.pdf.pdfreading import extract_text, open_readable, pypdf_messages
+from docrouter.route.routing import describe
+from pdf_fixtures import eof_missing_pdf, math_symbols_pdf, misplaced_xref
 
 
 def _doc(tmp_path: Path, name: str, data: bytes) -> Document:

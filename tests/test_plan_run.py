@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from pipeline import results, run_flow, scan_pdf
 
-from docrouter import samples
+import samples
 from docrouter.config import RunConfig
 from docrouter.emulator import Emulator
 from docrouter.planning import Plan, make_plan
+from pipeline import results, run_flow, scan_pdf
 
 TEXT_ONLY = "meta-llama/llama-3.3-70b-instruct"  # reads no files: scans go to mistral-ocr, images fail
 PROMPT_A = "List every name and number in this letter."

@@ -13,9 +13,9 @@ import pytest
 
 from docrouter.catalogue import SNAPSHOT_CANDIDATES, ModelInfo
 from docrouter.config import RunConfig
-from docrouter.documents import Document, DocumentKind
+from docrouter.discover.documents import Document, DocumentKind
 from docrouter.errors import ConfigError
-from docrouter.inspection import Inspection
+from docrouter.inspect.inspection import Inspection
 from docrouter.planning import (
     PLAN_SCHEMA,
     Plan,
@@ -26,8 +26,8 @@ from docrouter.planning import (
     render_plan,
     write_plan,
 )
-from docrouter.pricing import PriceBook
-from docrouter.samples import page_text
+from docrouter.route.pricing import PriceBook
+from samples import page_text
 
 PROMPT_CHARS = 96
 ALL = frozenset({"text", "image", "file"})

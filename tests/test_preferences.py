@@ -9,11 +9,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pipeline import results, run_flow, write_corpus
 
-from docrouter.cli import build_parser, main, run_config
 from docrouter.config import RunConfig, answer_sha256, config_from_parameters, flow_parameters
 from docrouter.emulator import Emulator, Faults
+from docrouter_commands.cli import build_parser, main, run_config
+from pipeline import results, run_flow, write_corpus
 
 PREFERENCES = [
     *("--temperature", "0.4", "--system-prompt", "Answer in French."),

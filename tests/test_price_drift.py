@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pipeline import results, run_flow, write_corpus
 
 from docrouter.emulator import Emulator
+from pipeline import results, run_flow, write_corpus
 
 pytestmark = pytest.mark.usefixtures("prefect_api_url")
 
@@ -82,7 +82,7 @@ def test_token_prices_above_the_max_price_are_refused_by_the_server_not_billed(
     assert "--refresh-models" in rows.error_message.iloc[0] and "--price-headroom" in rows.error_message.iloc[0]
     assert summary["failures"] == {"price": 4}
 
-    from docrouter.cli import render_summary
+    from docrouter_commands.cli import render_summary
 
     assert "--refresh-models" in render_summary(summary) and "--price-headroom" in render_summary(summary)
 

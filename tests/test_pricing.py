@@ -8,8 +8,8 @@ import pytest
 
 from docrouter.catalogue import ModelInfo
 from docrouter.errors import ConfigError
-from docrouter.inspection import Inspection
-from docrouter.pricing import IMAGE_ENGINE, PDF_ENGINES, Estimate, PriceBook, estimate
+from docrouter.inspect.inspection import Inspection
+from docrouter.route.pricing import IMAGE_ENGINE, PDF_ENGINES, Estimate, PriceBook, estimate
 
 PROMPT = "Summarize this document in 3-5 sentences."
 BOOK = PriceBook()
@@ -177,7 +177,7 @@ def test_pages_with_a_junk_text_layer_get_a_larger_bound_than_bare_scans() -> No
 
 from docrouter.catalogue import parse_model  # noqa: E402
 from docrouter.config import RunConfig  # noqa: E402
-from docrouter.pricing import max_price_for, priced_model  # noqa: E402
+from docrouter.route.pricing import max_price_for, priced_model  # noqa: E402
 
 ROUTER = {"id": "openrouter/auto", "pricing": {"prompt": "-1", "completion": "-1"}, "top_provider": {}}
 LISTED = ModelInfo("a/b", frozenset({"text", "file"}), 3e-07, 2.5e-06, max_completion_tokens=8192)

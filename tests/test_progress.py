@@ -5,11 +5,10 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+from docrouter.progress import Display, Progress
 from pipeline import write_corpus
 from test_cli import docrouter_cli, prefect_filter
 from test_store import make_result
-
-from docrouter.progress import Display, Progress
 
 
 class Clock:

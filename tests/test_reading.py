@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from docrouter.documents import discover_documents
+from docrouter.call.reading import check_unchanged, read_verified, verified_file
+from docrouter.discover.documents import discover_documents
 from docrouter.errors import Changed
-from docrouter.reading import check_unchanged, read_verified, verified_file
 
 
 def discovered(source: Path, name: str):

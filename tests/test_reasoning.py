@@ -10,17 +10,17 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
-from emulator_fixtures import text_body
-from pipeline import results, run_flow, write_corpus
 
-from docrouter import samples
+import samples
+from docrouter.call.client import parse_completion
 from docrouter.catalogue import parse_models
-from docrouter.client import parse_completion
 from docrouter.config import RunConfig
 from docrouter.emulator import Emulator, Faults, ReasoningKnob
 from docrouter.emulator.thinking import parse_knob
 from docrouter.errors import ConfigError
-from docrouter.reasoning import BUDGET_TOKENS, resolve
+from docrouter.route.reasoning import BUDGET_TOKENS, resolve
+from emulator_fixtures import text_body
+from pipeline import results, run_flow, write_corpus
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
 MODEL = "google/gemini-2.5-flash"  # the default model; data/models.json lists `reasoning` for it
@@ -149,11 +149,11 @@ def test_a_context_refusal_that_billed_ocr_is_settled_at_the_ocr_fee(tmp_path: P
     import random
 
     from docrouter.budget import Budget
-    from docrouter.client import OpenRouterClient
-    from docrouter.dispatch import Dispatcher
+    from docrouter.call.client import OpenRouterClient
+    from docrouter.call.dispatch import Dispatcher
+    from docrouter.call.limits import AdaptiveLimiter, RetryPolicy
+    from docrouter.call.payloads import RequestOptions, pdf_request
     from docrouter.errors import ContextExceeded
-    from docrouter.limits import AdaptiveLimiter, RetryPolicy
-    from docrouter.payloads import RequestOptions, pdf_request
 
     options = RequestOptions(model="test/context-small", prompt="Summarise.", max_tokens=4096)
     body = pdf_request(options, samples.scanned_pdf(3), "scan.pdf", "mistral-ocr")

@@ -17,13 +17,13 @@ import httpx
 import pytest
 
 from docrouter import errors
-from docrouter.client import OpenRouterClient, error_from_response, parse_completion
-from docrouter.documents import discover_documents
+from docrouter.call.client import OpenRouterClient, error_from_response, parse_completion
+from docrouter.call.nonanswers import says_unreadable
+from docrouter.call.payloads import RequestOptions, pdf_request
+from docrouter.call.rows import Job, RunColumns, annotation_rows, as_message_annotation, row
+from docrouter.discover.documents import discover_documents
 from docrouter.emulator import Emulator
-from docrouter.nonanswers import says_unreadable
-from docrouter.payloads import RequestOptions, pdf_request
-from docrouter.rows import Job, RunColumns, annotation_rows, as_message_annotation, row
-from docrouter.store import Store
+from docrouter.store.store import Store
 
 RECORDED = Path(__file__).parent / "fixtures" / "recorded"
 ANSWERS = sorted(p.stem for p in RECORDED.glob("*.json") if json.loads(p.read_text())["status"] == 200)

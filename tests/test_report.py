@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from test_store import failed, make_result
 
 from docrouter.errors import ConfigError
-from docrouter.report import build_report, render_report, report_json
-from docrouter.store import Store
+from docrouter.store.store import Store
+from docrouter_commands.report import build_report, render_report, report_json
+from test_store import failed, make_result
 
 
 def write_two_runs(out: Path) -> None:

@@ -12,14 +12,14 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from pipeline import results, run_flow
 
-from docrouter import samples
-from docrouter.documents import Document
+import samples
+from docrouter.call.rows import Job, RunColumns, row
+from docrouter.discover.documents import Document
 from docrouter.emulator import Emulator, RequestRecord
 from docrouter.errors import TERMINAL_ERROR_TYPES, is_terminal
-from docrouter.rows import Job, RunColumns, row
-from docrouter.store import Store, terminal_failures
+from docrouter.store.store import Store, terminal_failures
+from pipeline import results, run_flow
 
 # path -> (status, error_type) of the five files that fail whatever the moment: four locally, one at the API
 # (the emulator below refuses images over 10,000 pixels with a 400).
@@ -139,7 +139,7 @@ def test_a_failing_file_with_new_bytes_is_tried_again_without_the_flag(runs: Run
 
 def _cli(*args: str | Path, api_url: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PREFECT_API_URL": api_url, "PREFECT_LOGGING_LEVEL": "WARNING"}
-    command = [sys.executable, "-m", "docrouter.cli", *map(str, args)]
+    command = [sys.executable, "-m", "docrouter_commands.cli", *map(str, args)]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=240, check=False)
 
 

@@ -14,10 +14,10 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from pipeline import results, run_flow, scan_pdf
 
-from docrouter.asking import ask_command
 from docrouter.emulator import Emulator, RequestRecord
+from docrouter_commands.asking import ask_command
+from pipeline import results, run_flow, scan_pdf
 
 TEXT_ONLY = "meta-llama/llama-3.3-70b-instruct"  # reads no files: a scan can only go through OCR
 PROMPT_A = "List every name and number in this letter."

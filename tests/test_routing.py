@@ -8,9 +8,9 @@ import pytest
 
 from docrouter.catalogue import ModelInfo
 from docrouter.errors import ConfigError
-from docrouter.inspection import Inspection
-from docrouter.pricing import PriceBook, estimate
-from docrouter.routing import Route, check_forced_engine, choose_engine
+from docrouter.inspect.inspection import Inspection
+from docrouter.route.pricing import PriceBook, estimate
+from docrouter.route.routing import Route, check_forced_engine, choose_engine
 
 PROMPT_CHARS = 96
 MAX_TOKENS = 512

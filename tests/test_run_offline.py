@@ -13,10 +13,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import SAMPLES
-from pipeline import results, run_flow
 
+from conftest import SAMPLES
 from docrouter.emulator import Emulator, RequestRecord
+from pipeline import results, run_flow
 
 PDF = "application/pdf"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pipeline import results, run_flow, write_corpus
 
 from docrouter.emulator import Emulator, Faults
+from pipeline import results, run_flow, write_corpus
 
 pytestmark = pytest.mark.usefixtures("prefect_api_url")
 
@@ -62,7 +62,7 @@ def test_flow_parameters_describe_the_config_exactly_and_name_only_flow_paramete
     import inspect
 
     from docrouter.config import RunConfig, config_from_parameters, flow_parameters
-    from flows.run import docrouter_run
+    from docrouter_flows.run import docrouter_run
 
     config = RunConfig(
         sources=("a", "b"), out=str(tmp_path), budget_usd=2.5, include=("*.pdf",), ocr_fee_per_page=0.01,

@@ -11,7 +11,7 @@ from PIL import Image
 from pypdf import PdfReader
 from pypdf.errors import PdfReadError
 
-from docrouter import samples
+import samples
 
 REPO = Path(__file__).resolve().parents[1]
 

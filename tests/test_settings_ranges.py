@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from docrouter.budget import Budget
-from docrouter.cli import main
 from docrouter.config import RunConfig, config_from_parameters, flow_parameters
 from docrouter.errors import ConfigError
+from docrouter_commands.cli import main
 
 # (flag, a valid value): each flag is tried with every bad value below, the rest of the command valid.
 NUMERIC_FLAGS = (
@@ -117,8 +117,8 @@ def test_a_nan_reservation_is_never_granted() -> None:
 
 def test_the_console_script_says_one_line_without_a_traceback(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "docrouter.cli", "run", str(tmp_path), "--out", str(tmp_path / "o"), "--offline",
-         "--budget", "nan"],
+        [sys.executable, "-m", "docrouter_commands.cli", "run", str(tmp_path), "--out", str(tmp_path / "o"),
+         "--offline", "--budget", "nan"],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 2 and done.stdout == ""
@@ -126,7 +126,7 @@ def test_the_console_script_says_one_line_without_a_traceback(tmp_path: Path) ->
 
 
 def test_split_limits_from_the_environment_have_an_upper_bound() -> None:
-    from docrouter.splitting import SplitLimits
+    from docrouter.route.splitting import SplitLimits
 
     for value in ("nan", "inf", "-0", "0", "1e3", str(10**20)):
         with pytest.raises(ConfigError):

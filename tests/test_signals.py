@@ -10,9 +10,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from pipeline import chat_records, results, start_run, write_corpus
 
 from docrouter.emulator import Emulator
+from pipeline import chat_records, results, start_run, write_corpus
 
 pytestmark = pytest.mark.slow
 

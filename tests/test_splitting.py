@@ -7,8 +7,8 @@ import io
 import pytest
 from pypdf import PdfReader, PdfWriter
 
-from docrouter.inspection import Inspection
-from docrouter.splitting import Part, SplitLimits, pdf_subset, plan_parts
+from docrouter.inspect.inspection import Inspection
+from docrouter.route.splitting import Part, SplitLimits, pdf_subset, plan_parts
 
 
 def inspection(pages: int, ocr_pages: tuple[int, ...] = (), text_chars: int = 0) -> Inspection:
@@ -72,7 +72,7 @@ def test_pdf_subset_is_a_real_pdf_of_those_pages(tmp_path, first: int, last: int
 
 def test_parts_are_cut_evenly_until_their_estimated_tokens_fit_and_a_page_that_cannot_is_too_large() -> None:
     from docrouter.errors import TooLarge
-    from docrouter.splitting import split_to_fit
+    from docrouter.route.splitting import split_to_fit
 
     def tokens(part: Part) -> int:
         return 100 + 600 * part.pages  # a fixed instruction plus ~600 tokens a page

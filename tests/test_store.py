@@ -15,7 +15,7 @@ import pytest
 
 from docrouter.errors import ConfigError
 from docrouter.results import Annotation, Result
-from docrouter.store import ANNOTATIONS_SCHEMA, RESULTS_SCHEMA, Store, read_annotations, read_results
+from docrouter.store.store import ANNOTATIONS_SCHEMA, RESULTS_SCHEMA, Store, read_annotations, read_results
 
 PROMPT = "p" * 64
 
@@ -282,7 +282,7 @@ def test_a_run_without_annotations_still_leaves_a_readable_empty_annotations_dat
 
 
 def test_truncated_ok_rows_are_not_done_and_folders_without_the_new_columns_still_read(tmp_path: Path) -> None:
-    from docrouter.datasets import to_table, write_part
+    from docrouter.store.datasets import to_table, write_part
 
     old_schema = pa.schema([f for f in RESULTS_SCHEMA if f.name not in ("reasoning_tokens", "truncated")])
     old_row = {k: v for k, v in dataclasses.asdict(make_result(1, "run-old")).items() if k in old_schema.names}

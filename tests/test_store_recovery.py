@@ -7,11 +7,11 @@ import threading
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from test_store import make_annotation, make_result
 
-from docrouter.datasets import ANNOTATIONS_SCHEMA, RESULTS_SCHEMA, part_name, to_table, write_part
-from docrouter.journal import SegmentWriter
-from docrouter.store import Store, read_annotations, read_results
+from docrouter.store.datasets import ANNOTATIONS_SCHEMA, RESULTS_SCHEMA, part_name, to_table, write_part
+from docrouter.store.journal import SegmentWriter
+from docrouter.store.store import Store, read_annotations, read_results
+from test_store import make_annotation, make_result
 
 DEAD = "dead-run"
 

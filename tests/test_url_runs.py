@@ -12,12 +12,12 @@ from typing import Any
 
 import pandas as pd
 import pytest
+
+import samples
+from docrouter.emulator import Emulator, RequestRecord
+from docrouter_commands.cli import main
 from file_server import Files, Hit, serving
 from pipeline import results, run_flow, scan_pdf
-
-from docrouter import samples
-from docrouter.cli import main
-from docrouter.emulator import Emulator, RequestRecord
 
 SECRET = "X-Amz-Signature=SECRETSIG0123"
 IMAGE_A, IMAGE_B, IMAGE_SIGNED = samples.png(300, 200), samples.png(301, 200), samples.png(302, 200)
@@ -171,7 +171,14 @@ def test_a_signed_urls_query_string_appears_in_no_dataset_or_file(url_runs: UrlR
 def test_the_command_line_takes_urls_and_shows_no_signature(tmp_path: Path) -> None:
     files = _files()
     with serving(files) as base:
-        command = [sys.executable, "-m", "docrouter.cli", "run", f"{base}/signed.png?{SECRET}", f"{base}/letter.pdf"]
+        command = [
+            sys.executable,
+            "-m",
+            "docrouter_commands.cli",
+            "run",
+            f"{base}/signed.png?{SECRET}",
+            f"{base}/letter.pdf",
+        ]
         env = {**os.environ, "DOCROUTER_URL_TIMEOUT_S": "5"}
         done = subprocess.run(
             [*command, "--out", str(tmp_path / "out"), "--offline"],

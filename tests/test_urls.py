@@ -10,15 +10,15 @@ from typing import TypeVar
 
 import httpx
 import pytest
-from file_server import Files, serving
 
-from docrouter import samples
+import samples
 from docrouter.config import RunConfig, config_from_parameters, flow_parameters
-from docrouter.documents import Document
+from docrouter.discover.documents import Document
+from docrouter.discover.fetching import Fetcher, FetchLimits, UrlCache
+from docrouter.discover.urls import UrlSource, parse_size, read_url_list, redact, stash_command_line_urls, url_sources
 from docrouter.errors import ConfigError
-from docrouter.fetching import Fetcher, FetchLimits, UrlCache
 from docrouter.redaction import redacted
-from docrouter.urls import UrlSource, parse_size, read_url_list, redact, stash_command_line_urls, url_sources
+from file_server import Files, serving
 
 T = TypeVar("T")
 PNG = samples.png(64, 48)

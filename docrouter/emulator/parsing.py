@@ -12,8 +12,8 @@ from typing import Any
 from pypdf import PdfReader
 
 from docrouter.errors import DocumentError
-from docrouter.pdfium import pdfium_text
-from docrouter.pdfreading import pypdf_messages
+from docrouter.pdf.pdfium import pdfium_text
+from docrouter.pdf.pdfreading import pypdf_messages
 
 ENGINES = ("mistral-ocr", "cloudflare-ai", "native")
 ENGINE_ALIASES = {"pdf-text": "cloudflare-ai"}  # deprecated, "automatically redirected"

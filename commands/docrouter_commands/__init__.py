@@ -1,0 +1,1 @@
+"""The docrouter command line: argument parsing and printing, outside the library."""
