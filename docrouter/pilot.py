@@ -137,7 +137,7 @@ def render_pilot(pilot: Pilot) -> str:
             "(a run with the same sources and flags will not send them again)",
             f"forecast for the whole run, pilot included: {usd(f.cost.value)} "
             f"(95% interval {usd(f.cost.low)} .. {usd(f.cost.high)})",
-            f"forecast call time for the rest: {_seconds(f.seconds)}",
+            f"forecast call time for the rest (rough: the pilot's latencies, at --concurrency): {_seconds(f.seconds)}",
         ]
     )
 

@@ -18,7 +18,7 @@ import pytest
 from pipeline import chat_records, results, run_flow, scan_pdf
 from pypdf import PdfWriter
 
-from docrouter import samples
+from docrouter import lease, samples
 from docrouter.emulator import Emulator
 
 SEED = 7
@@ -178,4 +178,15 @@ def test_pilot_stopped_by_a_402_says_so_in_one_line_and_forecasts_nothing(tmp_pa
         done = plan_pilot(source, tmp_path / "out", emu, "--pilot", "1")
     assert done.returncode == 2 and "forecast" not in done.stdout
     assert done.stderr.startswith("docrouter: error: ") and "402" in done.stderr
+    assert len(done.stderr.splitlines()) == 1
+
+
+def test_pilot_respects_the_lease_of_a_run_writing_dir(emu: Emulator, tmp_path: Path) -> None:
+    source, out = tmp_path / "src", tmp_path / "out"
+    source.mkdir()
+    (source / "scan.pdf").write_bytes(scan_pdf("A scanned letter."))
+    with lease.acquire(out, run_id="run-busy"):  # this test process is the live writer
+        done = plan_pilot(source, out, emu, "--pilot", "1")
+    assert done.returncode == 2 and chat_records(emu) == []
+    assert done.stderr.startswith("docrouter: error: ") and "run-busy" in done.stderr
     assert len(done.stderr.splitlines()) == 1
