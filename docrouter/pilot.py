@@ -37,9 +37,8 @@ SEED = 20  # the pilot's pick is a pure function of the plan: the same folder, t
 
 @dataclasses.dataclass(frozen=True)
 class Pilot:
-    """What the pilot answered (rows with their call times) and the forecast they calibrate."""
+    """The forecast the pilot's answers calibrate (its counts and spend included)."""
 
-    results: tuple[tuple[Result, float], ...]
     forecast: Forecast
 
 
@@ -66,7 +65,7 @@ def run_pilot(config: RunConfig, plan: Plan, documents: Sequence[Document], size
         answered = stopping.run(_answer(config, chosen, stopper), stopper)
     if stopper.requested:
         raise stopper.error(f": every pilot answer that arrived is recorded in {config.out}; no forecast")
-    return Pilot(tuple(answered), _forecast(rows, answered, config.concurrency))
+    return Pilot(_forecast(rows, answered, config.concurrency))
 
 
 def _forecast(rows: Sequence[tuple[PlanRow, Item]], answered: Sequence[tuple[Result, float]], lanes: int) -> Forecast:
