@@ -79,7 +79,9 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def emu(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
+def emu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Emulator]:
+    # Each test its own cache: no answer lengths learned by another test's pilot move this test's estimates.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     with Emulator() as emulator:
         monkeypatch.setenv("OPENROUTER_API_KEY", emulator.api_key)
         yield emulator
