@@ -354,16 +354,22 @@ def write_plan(plan: Plan, out_dir: Path) -> Path:
     return target
 
 
-def plan_command(config: RunConfig, *, out: str | None = None, as_json: bool = False) -> int:
-    """`docrouter plan`: the run's own selection, inspection, routing and estimates, printed; no paid call."""
-    from docrouter.session import planned_urls
+def plan_command(config: RunConfig, *, out: str | None = None, as_json: bool = False, pilot: int = 0) -> int:
+    """`docrouter plan`: the run's own selection, inspection, routing and estimates, printed; no paid call
+    unless `pilot` documents are to be answered for real (docrouter/pilot.py) to forecast the bill."""
+    from docrouter.pilot import pilot_json, render_pilot, run_pilot
+    from docrouter.session import check_run, discover, planned_urls
 
+    if pilot:
+        check_run(config)  # a missing key or an unwritable DIR: one line, before any work
     with planned_urls(config) as (fetched, totals):
-        plan = make_plan(config, fetched)
+        documents = [*discover(config), *fetched]
+        plan = make_plan(config, fetched, documents=documents)
+        trial = run_pilot(config, plan, documents, pilot) if pilot else None
     if as_json:
-        print(json.dumps(plan_json(plan)))
+        print(json.dumps(plan_json(plan) | (pilot_json(trial) if trial else {})))
     else:
-        print(render_plan(plan))
+        print(render_plan(plan) + (f"\n{render_pilot(trial)}" if trial else ""))
     if fetched and not as_json:
         print(
             f"URLs: {len(fetched)}; fetched {totals.fetched} ({totals.fetched_bytes:,} bytes), "
@@ -376,14 +382,16 @@ def plan_command(config: RunConfig, *, out: str | None = None, as_json: bool = F
     return 0
 
 
-def make_plan(config: RunConfig, fetched: Sequence[Document] = ()) -> Plan:
-    """Discover (plus `fetched` URL documents), select against DIR's history (config.out), inspect what a run
-    would send, route and price."""
+def make_plan(
+    config: RunConfig, fetched: Sequence[Document] = (), *, documents: Sequence[Document] | None = None
+) -> Plan:
+    """Discover (plus `fetched` URL documents; or take `documents` as discovered), select against DIR's history
+    (config.out), inspect what a run would send, route and price."""
     from docrouter.session import discover, inspect, make_router, named_files, select_from  # the run's own stages
 
     model, ceiling = checked_model(config)
     history = read_history(config.out, config.model, config.prompt_sha256)
-    documents = [*discover(config), *fetched]
+    documents = [*discover(config), *fetched] if documents is None else list(documents)
     selection = select_from(documents, history, config)
     fresh = inspect(selection.fresh, named=named_files(config.sources))
     inspected = {id(doc): (doc, inspection) for doc, inspection in fresh}

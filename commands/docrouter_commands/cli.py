@@ -30,7 +30,7 @@ from docrouter.config import (
     schema_fields,
 )
 from docrouter.discover.urls import DEFAULT_CACHE_BYTES, SEND_URLS, parse_size, stash_command_line_urls
-from docrouter.errors import DocrouterError
+from docrouter.errors import ConfigError, DocrouterError
 from docrouter.redaction import protect, redacted
 from docrouter.results import VALIDITY
 from docrouter.route.reasoning import SETTINGS
@@ -154,7 +154,8 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 EXAMPLES = {
     "run": "examples:\n  docrouter run data/samples --out out --offline\n"
     "  docrouter run ~/inbox --out ~/answers --budget 5 --prompt 'List every invoice number and total.'",
-    "plan": "examples:\n  docrouter plan ~/inbox --out ~/answers\n  docrouter plan ~/inbox --out ~/answers --json",
+    "plan": "examples:\n  docrouter plan ~/inbox --out ~/answers\n  docrouter plan ~/inbox --out ~/answers --json\n"
+    "  docrouter plan ~/inbox --out ~/answers --pilot 20 --budget 1",
     "report": "examples:\n  docrouter report ~/answers --failed\n  docrouter report ~/answers --json",
 }
 
@@ -215,6 +216,15 @@ def build_parser() -> argparse.ArgumentParser:
         "written there as plan.parquet",
     )
     plan.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    plan.add_argument(
+        "--pilot",
+        type=_whole_number,
+        default=0,
+        metavar="N",
+        help="answer N documents sampled across engines and sizes for real (recorded in --out DIR, so the run "
+        "never pays for them again), then forecast the whole run's cost and time with a 95%% interval",
+    )
+    plan.add_argument("--budget", type=_number, metavar="USD", help="with --pilot: hard cap on what the pilot spends")
 
     report = sub.add_parser(
         "report",
@@ -388,7 +398,9 @@ def render_summary(summary: dict[str, Any]) -> str:
 def cmd_plan(args: argparse.Namespace) -> int:
     from docrouter.planning import plan_command
 
-    return plan_command(run_config(args), out=args.out, as_json=args.json)
+    if args.pilot < 0 or (args.pilot and not args.out):
+        raise ConfigError("--pilot N needs N >= 0 and --out DIR (where the pilot's answers are recorded)")
+    return plan_command(run_config(args), out=args.out, as_json=args.json, pilot=args.pilot)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
