@@ -52,6 +52,7 @@ from docrouter.results import Extraction, Result
 from docrouter.routing import Router, check_forced_engine
 from docrouter.rows import Job, RunColumns, copy_row, unsent_row
 from docrouter.store import GroupCommit, History, Key, Store, read_history
+from docrouter.summary import Costs, job_costs
 from docrouter.urls import check_url_lists, is_url, url_sources
 
 
@@ -77,6 +78,7 @@ class Session:
     claimed: set[tuple[str, str]] = field(default_factory=set)
     pdf_log: PdfLog | None = None  # what the PDF libraries said about each file: DIR/logs/<run_id>.log
     paid_answers: list[int] = field(default_factory=list)  # completion tokens of this run's paid ok answers
+    costs: Costs = field(default_factory=Costs)  # the estimates of every routed document, for the summary
     recorder: GroupCommit = field(init=False)
     unrecorded: asyncio.Semaphore = field(init=False)
 
@@ -429,7 +431,9 @@ def _unless_changed(doc: Document, inspection: Inspection, named: frozenset[str]
 def route(session: Session, pairs: Sequence[tuple[Document, Inspection | None]]) -> list[Job]:
     """Choose an engine and an estimate per document with the run's fixed Router (`plan` uses the same one)."""
     assert session.router is not None
-    return [Job(doc, inspection, session.router.route(doc, inspection)) for doc, inspection in pairs]
+    jobs = [Job(doc, inspection, session.router.route(doc, inspection)) for doc, inspection in pairs]
+    session.costs += job_costs(jobs, session.router)
+    return jobs
 
 
 async def call(session: Session, routed: Sequence[Job], copied_ids: set[str]) -> list[Result]:

@@ -17,6 +17,7 @@ from docrouter.config import DEFAULT_MODEL, DEFAULT_PROMPT, RunConfig, config_fr
 from docrouter.errors import RunFatal
 from docrouter.progress import Display, Progress
 from docrouter.redaction import protect
+from docrouter.summary import read_run_rows, top_failures
 from docrouter.urls import DEFAULT_CACHE_BYTES
 from flows.reporting import publish_progress, publish_summary, run_summary, showing
 from flows.secrets import load_api_key
@@ -117,6 +118,7 @@ async def _run(
         if progress_id is not None:  # finished, not stopped: the artifact ends at the true final numbers
             await publish_progress(progress_id, session, 100.0)
         summary = run_summary(session, selection) | {"timings": timings}
+    summary["top_failures"] = top_failures(read_run_rows(config.out, [summary["run_id"]]))
     runs.write_summary(config.out, summary)
     await publish_summary(summary)
     if stopper is not None and stopper.requested:
