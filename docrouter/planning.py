@@ -169,14 +169,20 @@ def plan_row(doc: Document, inspection: Inspection | None, router: Router) -> Pl
         return _row(doc, None, Route(None, f"{outcome} ({error})", None, error, why))
     if route.engine is None or route.estimate is None:
         return _row(doc, inspection, route)
+    default, ocr = baselines(doc, inspection, route, router)
+    return _row(doc, inspection, route, default=default, ocr=ocr)
+
+
+def baselines(doc: Document, inspection: Inspection, route: Route, router: Router) -> tuple[float, float]:
+    """What OpenRouter's default rule and always-OCR would be expected to cost for a routed document (`plan`'s
+    columns and a run's summary); an image costs what it is routed at under all three."""
+    if route.estimate is None:
+        return 0.0, 0.0
     if inspection.kind == "image":
-        same = route.estimate.expected_usd
-        return _row(doc, inspection, route, default=same, ocr=same)
+        return route.estimate.expected_usd, route.estimate.expected_usd
     annotated = doc.doc_id in router.annotated
     default = router.cost(default_engine(router.model), inspection, annotated).expected_usd
-    return _row(
-        doc, inspection, route, default=default, ocr=router.cost("mistral-ocr", inspection, annotated).expected_usd
-    )
+    return default, router.cost("mistral-ocr", inspection, annotated).expected_usd
 
 
 def _row(

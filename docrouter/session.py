@@ -54,6 +54,7 @@ from docrouter.route.reasoning import resolve as resolve_reasoning
 from docrouter.route.routing import Router, check_forced_engine
 from docrouter.store import lease
 from docrouter.store.store import GroupCommit, History, Key, Store, read_history
+from docrouter.summary import Costs, job_costs
 
 
 @dataclass
@@ -78,6 +79,7 @@ class Session:
     claimed: set[tuple[str, str]] = field(default_factory=set)
     pdf_log: PdfLog | None = None  # what the PDF libraries said about each file: DIR/logs/<run_id>.log
     paid_answers: list[int] = field(default_factory=list)  # completion tokens of this run's paid ok answers
+    costs: Costs = field(default_factory=Costs)  # the estimates of every routed document, for the summary
     recorder: GroupCommit = field(init=False)
     unrecorded: asyncio.Semaphore = field(init=False)
 
@@ -430,7 +432,9 @@ def _unless_changed(doc: Document, inspection: Inspection, named: frozenset[str]
 def route(session: Session, pairs: Sequence[tuple[Document, Inspection | None]]) -> list[Job]:
     """Choose an engine and an estimate per document with the run's fixed Router (`plan` uses the same one)."""
     assert session.router is not None
-    return [Job(doc, inspection, session.router.route(doc, inspection)) for doc, inspection in pairs]
+    jobs = [Job(doc, inspection, session.router.route(doc, inspection)) for doc, inspection in pairs]
+    session.costs += job_costs(jobs, session.router)
+    return jobs
 
 
 async def call(session: Session, routed: Sequence[Job], copied_ids: set[str]) -> list[Result]:

@@ -220,16 +220,44 @@ def test_request_body_is_valid_json() -> None:
     assert bodies[0]["model"] == "m"
 
 
-def test_402_advice_follows_what_the_api_said() -> None:
-    fewer = (
-        "This request requires more credits, or fewer max_tokens. "
-        "You requested up to 1024 tokens, but can only afford 301."
-    )
-    result = complete_with(lambda r: httpx.Response(402, json={"error": {"code": 402, "message": fewer}}))
+CREDITS = "https://openrouter.ai/settings/credits and upgrade to a paid account"
+KEYS = "https://openrouter.ai/settings/keys and create a key with a higher monthly limit"
+
+
+@pytest.mark.parametrize(
+    ("said", "advised", "not_advised"),
+    [
+        (  # the documented text: a shorter answer fits the credits left
+            "This request requires more credits, or fewer max_tokens. You requested up to 1024 tokens, but can "
+            f"only afford 301. To increase, visit {CREDITS}",
+            ["lower --max-tokens (the request asked for up to 1024, the rest covers 301), or add credits"],
+            ["--budget", "out of credits"],
+        ),
+        (  # the same, against a key's monthly limit
+            "This request requires more credits, or fewer max_tokens. You requested up to 1024 tokens, but can "
+            f"only afford 40. To increase, visit {KEYS}",
+            ["lower --max-tokens", "or raise this API key's monthly limit"],
+            ["add credits"],
+        ),
+        (  # nothing left: no answer length fits
+            "This request requires more credits, or fewer max_tokens. You requested up to 1024 tokens, but can "
+            f"only afford 0. To increase, visit {CREDITS}",
+            ["out of credits; add credits, then rerun", "with --budget at most what is left"],
+            ["--max-tokens"],
+        ),
+        (
+            "Prompt tokens limit exceeded: 230799 > 91442",
+            ["out of credits; add credits, then rerun"],
+            ["--max-tokens"],
+        ),
+        ("Insufficient credits", ["out of credits; add credits"], ["--max-tokens"]),
+        (f"Key limit exceeded. Visit {KEYS}", ["key has reached its spending limit; raise this API key's"], []),
+    ],
+)
+def test_402_advice_follows_what_the_api_said(said: str, advised: list[str], not_advised: list[str]) -> None:
+    result = complete_with(lambda r: httpx.Response(402, json={"error": {"code": 402, "message": said}}))
     assert isinstance(result, errors.CreditsError)
-    assert "lower --max-tokens" in result.message and "--budget" not in result.message
-    broke = complete_with(
-        lambda r: httpx.Response(402, json={"error": {"code": 402, "message": "Insufficient credits"}})
-    )
-    assert isinstance(broke, errors.CreditsError)
-    assert "add credits" in broke.message and "--max-tokens" not in broke.message
+    assert result.message.endswith(f"(HTTP 402: {said})")  # the API's own words are kept
+    advice = result.message.removesuffix(f"(HTTP 402: {said})")
+    assert [a for a in advised if a not in advice] == []
+    assert [n for n in not_advised if n in advice] == []

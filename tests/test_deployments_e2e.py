@@ -24,6 +24,8 @@ import yaml
 
 import samples
 from docrouter.errors import ConfigError
+from docrouter.route.routing import usd
+from docrouter.summary import top_failures
 from docrouter_flows.backfill import SHARD_DEPLOYMENT, check_parameters, docrouter_backfill, shard_parameters
 from docrouter_flows.backfill_report import (
     ShardRun,
@@ -31,7 +33,6 @@ from docrouter_flows.backfill_report import (
     backfill_summary,
     read_known_failures,
     shard_budgets,
-    top_failures,
     unfinished_message,
 )
 from docrouter_flows.run import docrouter_run
@@ -136,7 +137,10 @@ def test_backfill_summary_adds_up_the_known_failures_its_shards_left_alone(tmp_p
 def test_top_failures_put_the_commonest_error_first_with_an_example_to_act_on() -> None:
     failures = top_failures(_rows())
     assert [(f["error_type"], f["count"]) for f in failures] == [("corrupt", 2), ("encrypted", 1)]
-    assert failures[0]["example"] == "b.pdf: not a PDF: truncated"
+    assert failures[0]["examples"] == [
+        {"path": "b.pdf", "message": "not a PDF: truncated"},
+        {"path": "e.png", "message": "bad xref"},
+    ]
 
 
 def test_unfinished_message_names_each_shard_that_did_not_complete_and_why() -> None:
@@ -320,7 +324,12 @@ def test_backfill_publishes_its_summary_and_progress_artifacts(backfill_run: Bac
     assert [s["state"] for s in shards] == ["Completed"] * SHARDS
     assert sum(s["documents"] for s in shards) == len(backfill_run.expected_paths)
     assert f"{SHARDS} of {SHARDS} shards completed" in by_key["docrouter-backfill"]["data"]
-    assert "corrupt" in by_key["docrouter-backfill"]["data"]
+    lines = by_key["docrouter-backfill"]["data"].splitlines()
+    assert any(line.startswith("| corrupt | 1 | `broken/truncated_download.pdf` | ") for line in lines)
+    assert f"| spent (billed) | {usd(backfill_run.billed_usd)} |" in lines
+    assert any(line.startswith("| estimate, expected | ") for line in lines)
+    assert any(line.startswith("| always mistral-ocr | ") for line in lines)
+    assert f"- results (Parquet dataset; `docrouter report DIR` reads it): `{backfill_run.out / 'results'}/`" in lines
 
 
 @pytest.mark.slow

@@ -126,3 +126,18 @@ def test_an_unreachable_api_fails_the_documents_at_no_cost(tmp_path: Path, monke
     df = results(tmp_path / "out")
     assert set(df.status) == {"failed"} and set(df.error_type) == {"connection"}
     assert df.cost_usd.sum() == 0 and summary["spent_usd"] == 0  # refused connections carried no request
+
+
+def test_402_for_an_answer_too_long_for_the_credits_advises_lowering_max_tokens(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    from docrouter_flows.run import RunStopped
+
+    write_corpus(tmp_path / "docs", pngs=2)
+    emulator.set_credits(0.001)  # covers a few hundred answer tokens, not 4000
+    with pytest.raises(RunStopped) as stopped:
+        run_flow(**params(tmp_path / "docs", tmp_path / "out", emulator, concurrency=1, max_tokens=4000))
+    message = str(stopped.value)
+    assert "but can only afford" in message  # the emulator's documented 402 text, kept in parentheses
+    assert "lower --max-tokens (the request asked for up to" in message
+    assert "out of credits" not in message and emulator.billed_usd == 0.0

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -145,18 +146,32 @@ def _over_context(metadata: Any, message: str) -> bool:
 # What a person can do about a run-fatal answer (the API's own words are kept in parentheses).
 _ADVICE: dict[type[errors.DocrouterError], str] = {
     errors.AuthError: "OpenRouter rejected the API key; check OPENROUTER_API_KEY or the Secret block",
-    errors.CreditsError: "the OpenRouter account is out of credits; add credits, then rerun",
 }
-# A 402 that names max_tokens ("... or fewer max_tokens"): the credits left cannot cover one answer at the
-# requested length, so a lower --max-tokens may go through without adding credits.
-_MAX_TOKENS_ADVICE = "the credits left cannot cover an answer of --max-tokens; lower --max-tokens or add credits"
+# The 402 texts (reference/openrouter-api.md 6.5): "This request requires more credits, or fewer max_tokens.
+# You requested up to N tokens, but can only afford M." (credits, or a key's monthly limit: "create a key with
+# a higher monthly limit"), and "Prompt tokens limit exceeded: X > Y" (the prompt alone is over what is left).
+_AFFORD = re.compile(r"requested up to (\d+) tokens, but can only afford (\d+)")
 
 
 def _what_to_do(kind: type[errors.DocrouterError], message: str, status: int) -> str:
-    advice = _ADVICE.get(kind)
-    if kind is errors.CreditsError and "max_tokens" in message:
-        advice = _MAX_TOKENS_ADVICE
+    advice = credits_advice(message) if kind is errors.CreditsError else _ADVICE.get(kind)
     return f"{advice} (HTTP {status}: {message})" if advice else message
+
+
+def credits_advice(message: str) -> str:
+    """What to do about a 402, from what the API said: a shorter answer fits the money left (lower
+    --max-tokens), or nothing does (add credits, or raise the key's limit)."""
+    key_limit = "key" in message.lower() and "limit" in message.lower()
+    money = "raise this API key's monthly limit in OpenRouter's key settings" if key_limit else "add credits"
+    afford = _AFFORD.search(message)
+    if "max_tokens" in message and (afford is None or int(afford.group(2)) > 0):
+        asked = f" (the request asked for up to {afford.group(1)}, the rest covers {afford.group(2)})" if afford else ""
+        return f"the money left cannot cover an answer that long; lower --max-tokens{asked}, or {money}"
+    broke = "this API key has reached its spending limit" if key_limit else "the OpenRouter account is out of credits"
+    return (
+        f"{broke}; {money}, then rerun (with --budget at most what is left, a run stops at its cap instead "
+        "and answers the rest later)"
+    )
 
 
 def error_from_response(response: httpx.Response) -> errors.DocrouterError:

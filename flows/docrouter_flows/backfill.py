@@ -23,6 +23,7 @@ from prefect.runtime import flow_run as current_run
 
 from docrouter.config import DEFAULT_MODEL, DEFAULT_PROMPT, checked_number, config_from_parameters
 from docrouter.discover.urls import DEFAULT_CACHE_BYTES
+from docrouter.summary import read_run_rows, read_run_summaries
 from docrouter_flows.backfill_report import (
     PAGE,
     ShardRun,
@@ -30,7 +31,6 @@ from docrouter_flows.backfill_report import (
     child_run_ids,
     pages,
     publish_backfill_summary,
-    read_backfill_rows,
     read_known_failures,
     shard_budgets,
     unfinished_message,
@@ -94,8 +94,9 @@ async def docrouter_backfill(
         finished = await wait_for_shards(client, started, poll_seconds, timeout_hours * 3600)
         shard_runs = await describe_shards(client, finished)
     run_ids = [s.run_id for s in shard_runs if s.run_id]
+    rows, known = read_run_rows(out, run_ids), read_known_failures(out, run_ids)
     summary = backfill_summary(
-        shard_runs, read_backfill_rows(out, run_ids), budget, known_failures=read_known_failures(out, run_ids)
+        shard_runs, rows, budget, known_failures=known, runs=read_run_summaries(out, run_ids), out=out
     )
     await publish_backfill_summary(summary)
     problem = unfinished_message(shard_runs)

@@ -1,13 +1,12 @@
-"""What a backfill shows when it ends: per shard state and totals, money spent vs budget, the top failures."""
+"""What a backfill shows when it ends: per shard state and totals, money spent vs budget vs estimate, the savings
+against the naive rules, the top failures with their paths, where the results are (docrouter.summary)."""
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import asdict, dataclass
 from typing import Any
 from uuid import UUID
 
@@ -16,10 +15,14 @@ from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
 
-from docrouter.store.store import read_results
+from docrouter.summary import (
+    Costs,
+    backfill_digest,
+    read_run_summaries,
+    summary_markdown,
+    top_failures,
+)
 
-ROW_COLUMNS = ["run_id", "path", "status", "engine", "error_type", "error_message", "cost_usd"]
-TOP_FAILURES = 5
 PAGE = 200  # PREFECT_SERVER_API_DEFAULT_LIMIT: the most rows one filter call returns
 # flows/reporting.py describes each run's summary artifact as "run <docrouter run id>".
 _RUN_DESCRIPTION = re.compile(r"^run (\S+)$")
@@ -72,29 +75,24 @@ def pages(ids: Sequence[UUID]) -> list[list[UUID]]:
     return [list(ids[i : i + PAGE]) for i in range(0, len(ids), PAGE)]
 
 
-def read_backfill_rows(out: str, run_ids: Sequence[str]) -> pd.DataFrame:
-    """The result rows the given runs wrote under `out` (only the columns the summary needs)."""
-    if not run_ids or not Path(out).is_dir():
-        return pd.DataFrame({column: pd.Series(dtype=object) for column in ROW_COLUMNS})
-    rows = read_results(Path(out), columns=ROW_COLUMNS)
-    return rows.loc[rows["run_id"].isin(list(run_ids)), ROW_COLUMNS].reset_index(drop=True)
-
-
 def read_known_failures(out: str, run_ids: Sequence[str]) -> int:
     """How many terminal failures of earlier runs the shards left alone, from each run's DIR/_runs summary."""
-    total = 0
-    for run_id in run_ids:
-        path = Path(out) / "_runs" / f"{run_id}.json"
-        if path.is_file():  # a shard that stopped early wrote none
-            total += int(json.loads(path.read_text()).get("known_failures", 0))
-    return total
+    return sum(int(run.get("known_failures", 0)) for run in read_run_summaries(out, run_ids))
 
 
 def backfill_summary(
-    shard_runs: Sequence[ShardRun], rows: pd.DataFrame, budget: float | None, known_failures: int = 0
+    shard_runs: Sequence[ShardRun],
+    rows: pd.DataFrame,
+    budget: float | None,
+    known_failures: int = 0,
+    *,
+    runs: Sequence[dict[str, Any]] = (),
+    out: str = "",
 ) -> dict[str, Any]:
-    """The backfill's totals as plain data: per shard, by status and engine, money, the commonest failures."""
+    """The backfill's totals as plain data: per shard, by status and engine, money (spent, and the estimates
+    the shards' run summaries `runs` recorded), the commonest failures with their paths, where the results are."""
     shares = shard_budgets(budget, len(shard_runs))
+    estimates = [Costs.from_dict(run["estimate"]) for run in runs if run.get("estimate") is not None]
     return {
         "shards": [_shard_line(run, rows[rows["run_id"] == run.run_id], shares[i]) for i, run in enumerate(shard_runs)],
         "documents": len(rows),
@@ -103,7 +101,13 @@ def backfill_summary(
         "by_engine": _counts(rows.loc[rows["status"] == "ok", "engine"]),
         "spent_usd": round(float(rows["cost_usd"].fillna(0).sum()), 6),
         "budget_usd": budget,
+        "estimate": asdict(sum(estimates, Costs())) if estimates else None,
+        "model": next((run.get("model") for run in runs), None),
+        "default_engine": next((run.get("default_engine") for run in runs), None),
         "top_failures": top_failures(rows),
+        "out": out,
+        "run_ids": [run.run_id for run in shard_runs if run.run_id],
+        "unfinished": unfinished_message(shard_runs),
     }
 
 
@@ -122,19 +126,6 @@ def _shard_line(run: ShardRun, rows: pd.DataFrame, share: float | None) -> dict[
 
 def _counts(values: pd.Series) -> dict[str, int]:
     return {str(k): int(v) for k, v in values.fillna("none").value_counts().sort_index().items()}
-
-
-def top_failures(rows: pd.DataFrame, limit: int = TOP_FAILURES) -> list[dict[str, Any]]:
-    """The commonest error types among failed rows, each with one example path and message to act on."""
-    failed = rows[rows["status"] != "ok"]
-    failed = failed[failed["error_type"].notna()]
-    top = []
-    for error_type, group in sorted(failed.groupby("error_type"), key=lambda item: (-len(item[1]), item[0])):
-        example = group.iloc[0]
-        top.append(
-            {"error_type": error_type, "count": len(group), "example": f"{example['path']}: {example['error_message']}"}
-        )
-    return top[:limit]
 
 
 def unfinished_message(shard_runs: Sequence[ShardRun]) -> str | None:
@@ -161,25 +152,5 @@ async def publish_backfill_summary(summary: dict[str, Any]) -> None:
 
 
 def backfill_markdown(summary: dict[str, Any]) -> str:
-    """The summary as a short markdown report."""
-    shards = summary["shards"]
-    completed = sum(1 for s in shards if s["state"] == "Completed")
-    budget = f" of ${summary['budget_usd']:.2f}" if summary["budget_usd"] is not None else " (no budget cap)"
-    lines = [
-        f"# docrouter backfill: {completed} of {len(shards)} shards completed",
-        "",
-        f"{summary['documents']} documents; {summary['known_failures']} known failures unchanged; "
-        f"spent ${summary['spent_usd']:.4f}{budget}.",
-        "",
-        "| status | documents |",
-        "|---|---|",
-        *(f"| {status} | {count} |" for status, count in summary["by_status"].items()),
-        "",
-        "| engine (ok rows) | documents |",
-        "|---|---|",
-        *(f"| {engine} | {count} |" for engine, count in summary["by_engine"].items()),
-    ]
-    if summary["top_failures"]:
-        lines += ["", "## Top failures", ""]
-        lines += [f"- **{f['error_type']}** x{f['count']}, e.g. {f['example']}" for f in summary["top_failures"]]
-    return "\n".join(lines)
+    """The summary as a Markdown report (docrouter.summary renders it, as it renders each run's)."""
+    return summary_markdown(backfill_digest(summary))

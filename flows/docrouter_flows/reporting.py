@@ -18,9 +18,10 @@ from prefect.artifacts import (
 )
 
 from docrouter.config import run_preferences
+from docrouter.planning import default_engine
 from docrouter.progress import Display, Progress
-from docrouter.results import VALIDITY
 from docrouter.session import Selection, Session
+from docrouter.summary import run_digest, summary_markdown
 
 
 def run_summary(session: Session, selection: Selection) -> dict[str, Any]:
@@ -52,14 +53,9 @@ def run_summary(session: Session, selection: Selection) -> dict[str, Any]:
         "fee_ratios": dict(budget.ratios),  # fee kind -> billed / configured price, as learned from bills
         "price_notes": list(budget.notes),
         "url_fetches": dataclasses.asdict(session.fetcher.totals) if session.fetcher else None,
+        "estimate": dataclasses.asdict(session.costs),  # routed (expected, at most) and the two naive rules
+        "default_engine": default_engine(session.router.model) if session.router else None,
     }
-
-
-def extraction_line(validity: dict[str, int]) -> str:
-    """A markdown paragraph of extraction validity (empty without --schema)."""
-    if not validity:
-        return ""
-    return "\n\n**Extractions:** " + ", ".join(f"{validity.get(k, 0)} {k}" for k in VALIDITY)
 
 
 LOG_EVERY_S = 10.0
@@ -102,21 +98,10 @@ async def publish_progress(artifact_id: UUID | None, session: Session, percent: 
 
 
 async def publish_summary(summary: dict[str, Any]) -> None:
-    """A table of counts by status/engine/failure and a short markdown headline."""
+    """A table of counts (its description names the docrouter run id) and the Markdown summary (docrouter.summary)."""
     rows = [{"what": f"status {k}", "count": v} for k, v in sorted(summary["by_status"].items())]
     rows += [{"what": f"engine {k}", "count": v} for k, v in sorted(summary["by_engine"].items())]
     rows += [{"what": f"failure {k}", "count": v} for k, v in sorted(summary["failures"].items())]
     rows += [{"what": f"extraction {k}", "count": v} for k, v in sorted(summary["extractions"].items())]
     await acreate_table_artifact(table=rows, key="docrouter-summary", description=f"run {summary['run_id']}")
-    budget = f" of ${summary['budget_usd']:.4f}" if summary["budget_usd"] is not None else ""
-    stopped = f"\n\n**Stopped:** {summary['stopped']}" if summary["stopped"] else ""
-    stopped = extraction_line(summary["extractions"]) + stopped
-    await acreate_markdown_artifact(
-        markdown=(
-            f"# docrouter run {summary['run_id']}\n\n{summary['documents']} files, {summary['processed']} "
-            f"processed, {summary['already_done']} already done, {summary['known_failures']} known failures "
-            f"unchanged; spent ${summary['spent_usd']:.4f}{budget} "
-            f"with {summary['model']}; results in `{summary['out']}`.{stopped}"
-        ),
-        key="docrouter-run",
-    )
+    await acreate_markdown_artifact(markdown=summary_markdown(run_digest(summary)), key="docrouter-run")

@@ -19,6 +19,7 @@ from docrouter.discover.urls import DEFAULT_CACHE_BYTES
 from docrouter.errors import RunFatal
 from docrouter.progress import Display, Progress
 from docrouter.redaction import protect
+from docrouter.summary import read_run_rows, top_failures
 from docrouter_flows.reporting import publish_progress, publish_summary, run_summary, showing
 from docrouter_flows.secrets import load_api_key
 from docrouter_tasks import stages
@@ -118,6 +119,7 @@ async def _run(
         if progress_id is not None:  # finished, not stopped: the artifact ends at the true final numbers
             await publish_progress(progress_id, session, 100.0)
         summary = run_summary(session, selection) | {"timings": timings}
+    summary["top_failures"] = top_failures(read_run_rows(config.out, [summary["run_id"]]))
     runs.write_summary(config.out, summary)
     await publish_summary(summary)
     if stopper is not None and stopper.requested:
