@@ -14,7 +14,8 @@ from pipeline import results
 from test_cli import COMMAND, TIMEOUT_S
 from test_early_checks import flow_runs_writing_to
 
-from docrouter.config import RunConfig
+from docrouter.config import RunConfig, config_from_parameters
+from docrouter.errors import ConfigError
 from docrouter.references import INLINE_TEXT_CHARS
 
 MEGABYTE = 1_000_000
@@ -89,3 +90,14 @@ def test_the_flow_run_stores_absolute_paths_for_relative_ones(prefect_api_url: s
     assert flow_run["parameters"]["sources"] == [str(REPO / "data" / "samples")]
     assert flow_run["parameters"]["prompt"] == RunConfig(sources=("x",), out="x").prompt  # small: inline
     assert "prompt_file" not in flow_run["parameters"] or flow_run["parameters"]["prompt_file"] is None
+
+
+def test_a_deployment_gives_a_prompt_inline_or_by_file_not_both(tmp_path: Path) -> None:
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_text("List every invoice number.")
+    base = {"sources": [str(tmp_path)], "out": str(tmp_path / "out")}
+    assert config_from_parameters({**base, "prompt_file": str(prompt)}).prompt == "List every invoice number."
+    with pytest.raises(ConfigError, match="give prompt or prompt_file, not both"):
+        config_from_parameters({**base, "prompt": "Summarize.", "prompt_file": str(prompt)})
+    with pytest.raises(ConfigError, match="cannot read system_prompt_file"):
+        config_from_parameters({**base, "system_prompt_file": str(tmp_path / "missing.txt")})
