@@ -69,3 +69,19 @@ def flow_runs_writing_to(api_url: str, out: Path) -> list[dict]:
     """The flow runs on the Prefect server whose `out` parameter is `out` (read back from its API)."""
     runs = httpx.post(f"{api_url}/flow_runs/filter", json={"limit": 200}, timeout=30).json()
     return [run for run in runs if run["parameters"].get("out") == str(out)]
+
+
+def test_a_saved_key_block_is_read_and_used(prefect_api_url: str, tmp_path: Path) -> None:
+    from prefect.blocks.system import Secret
+
+    key = "sk-or-v1-from-the-block"
+    Secret(value=key).save("docrouter-test-key", overwrite=True)  # on the session's Prefect server
+    out = tmp_path / "out"
+    with Emulator(api_key=key) as emu:  # answers only that key: a 401 would stop the run with exit 1
+        done = docrouter_cli(
+            "run", SAMPLES, "--out", out, "--base-url", emu.base_url, "--key-block", "docrouter-test-key",
+            "--include", "receipt.png", env={"PREFECT_API_URL": prefect_api_url},
+        )  # fmt: skip
+        chats = [record for record in emu.records if record.path.endswith("/chat/completions")]
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(chats) == 1 and key not in done.stdout + done.stderr
