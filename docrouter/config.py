@@ -17,6 +17,7 @@ from docrouter.call.client import DEFAULT_BASE_URL
 from docrouter.call.extraction import EXTRACTION_PROMPT, ExtractionSchema, as_schema, load_schema, parse_schema
 from docrouter.discover.urls import DEFAULT_CACHE_BYTES, SEND_URLS
 from docrouter.errors import ConfigError
+from docrouter.references import REFERENCED
 from docrouter.route.reasoning import check_setting
 
 DEFAULT_MODEL = "google/gemini-2.5-flash"
@@ -256,7 +257,22 @@ def config_from_parameters(parameters: Mapping[str, Any]) -> RunConfig:
             fields[field_name] = tuple(value or ()) if field_name in _SEQUENCES else value
     if fields.get("max_price") is not None and not isinstance(fields["max_price"], str):
         fields["max_price"] = tuple(fields["max_price"])
+    fields.update(referenced_texts(parameters))
     return RunConfig(**fields, **schema_fields(parameters.get(SCHEMA_PARAMETER)))
+
+
+def referenced_texts(parameters: Mapping[str, Any]) -> dict[str, str]:
+    """The texts that the `prompt_file` and `system_prompt_file` parameters name (large texts reach a flow run
+    by reference: docrouter.references); one-line errors for an unreadable file or a text given both ways."""
+    texts: dict[str, str] = {}
+    for name, file_name in REFERENCED.items():
+        path = parameters.get(file_name)
+        if not path:
+            continue
+        if parameters.get(name) not in (None, DEFAULT_PROMPT):
+            raise ConfigError(f"give {name} or {file_name}, not both")
+        texts[name] = read_prompt_file(str(path), file_name)
+    return texts
 
 
 def flow_parameters(config: RunConfig) -> dict[str, Any]:

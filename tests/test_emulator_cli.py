@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from docrouter.emulator import main_emulator
+from test_cli import docrouter_cli
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -106,8 +107,7 @@ def test_a_busy_port_is_one_line_not_a_traceback() -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        command = [sys.executable, "-m", "docrouter_commands.cli", "emulator", "--port", str(port), "--quiet"]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+        done = docrouter_cli("emulator", "--port", str(port), "--quiet", timeout_s=120)  # the console script
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and f"cannot listen on 127.0.0.1:{port}" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr

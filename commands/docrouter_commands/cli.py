@@ -7,6 +7,7 @@ plain docrouter and starts fast.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import json
 import os
@@ -32,6 +33,7 @@ from docrouter.config import (
 from docrouter.discover.urls import DEFAULT_CACHE_BYTES, SEND_URLS, parse_size, stash_command_line_urls
 from docrouter.errors import ConfigError, DocrouterError
 from docrouter.redaction import protect, redacted
+from docrouter.references import portable
 from docrouter.results import VALIDITY
 from docrouter.route.reasoning import SETTINGS
 
@@ -76,18 +78,30 @@ def _add_preferences(p: argparse.ArgumentParser) -> None:
     """How answers are asked for and where OpenRouter may route them (sent with every request)."""
     p.add_argument("--temperature", type=_number, default=0.0, help="sampling temperature, 0..2 (default 0)")
     system = p.add_mutually_exclusive_group()
-    system.add_argument("--system-prompt", metavar="TEXT", help="a system message sent before every request")
-    system.add_argument("--system-prompt-file", metavar="F", help="read the system message from a file")
+    system.add_argument(
+        "--system-prompt", metavar="TEXT", help="a system message sent before every request (default: none)"
+    )
+    system.add_argument("--system-prompt-file", metavar="F", help="read the system message from a file (default: none)")
     p.add_argument(
-        "--data-collection", choices=DATA_COLLECTION, help="deny: only providers that do not store or train on data"
+        "--data-collection",
+        choices=DATA_COLLECTION,
+        help="deny: only providers that do not store or train on data (default: the account's setting)",
     )
     p.add_argument("--zdr", action="store_true", help="only zero-data-retention endpoints")
-    p.add_argument("--provider-order", metavar="A,B", help="providers to try first, in this order (OpenRouter slugs)")
-    p.add_argument("--provider-sort", choices=PROVIDER_SORTS, help="prefer providers by price, throughput or latency")
+    p.add_argument(
+        "--provider-order",
+        metavar="A,B",
+        help="providers to try first, in this order (OpenRouter slugs; default: OpenRouter's choice)",
+    )
+    p.add_argument(
+        "--provider-sort",
+        choices=PROVIDER_SORTS,
+        help="prefer providers by price, throughput or latency (default: OpenRouter's load balancing)",
+    )
     p.add_argument(
         "--fallback-models",
         metavar="M1,M2",
-        help="models to answer with when --model fails (estimates and the budget count the dearest)",
+        help="models to answer with when --model fails (estimates and the budget count the dearest; default: none)",
     )
 
 
@@ -98,21 +112,24 @@ def _add_selection(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="FILE",
-        help="a list of URLs to read: one per line (# comments) or a CSV with a url column; repeatable",
+        help="a list of URLs to read: one per line (# comments) or a CSV with a url column; repeatable (default: none)",
     )
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"OpenRouter model id (default {DEFAULT_MODEL})")
     prompt = p.add_mutually_exclusive_group()
     prompt.add_argument("--prompt", help="what to ask of every document (default: a short summary)")
-    prompt.add_argument("--prompt-file", metavar="F", help="read the prompt from a file")
+    prompt.add_argument("--prompt-file", metavar="F", help="read the prompt from a file (default: none, --prompt)")
     p.add_argument(
         "--schema",
         metavar="FILE",
         help="a JSON Schema (an object at the top level): extract one validated object per document into "
-        "DIR/extractions/ (the default prompt becomes an extraction prompt; --prompt is sent with the schema)",
+        "DIR/extractions/ (the default prompt becomes an extraction prompt; --prompt is sent with the schema; "
+        "default: none, free-text answers)",
     )
     p.add_argument("--engine", choices=ENGINES, default="auto", help="force one engine for all PDFs")
-    p.add_argument("--include", action="append", default=[], metavar="GLOB", help="only paths matching")
-    p.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip paths matching")
+    p.add_argument(
+        "--include", action="append", default=[], metavar="GLOB", help="only paths matching (default: every file)"
+    )
+    p.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip paths matching (default: none)")
     p.add_argument("--max-tokens", type=_whole_number, default=1024, help="answer length cap (default 1024)")
     p.add_argument(
         "--reasoning",
@@ -135,7 +152,8 @@ def _add_selection(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-price",
         metavar="PROMPT,COMPLETION",
-        help="most to pay in USD per million prompt,completion tokens (needed for models without a listed price)",
+        help="most to pay in USD per million prompt,completion tokens (needed for models without a listed price; "
+        "default: the listed price plus --price-headroom)",
     )
     p.add_argument("--refresh-models", action="store_true", help="re-read the model list, ignoring the cache")
     _add_preferences(p)
@@ -146,6 +164,8 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
+        if action.required and action.option_strings:
+            return f"{text} (required)"
         if "default" in text or action.default in (None, False, [], argparse.SUPPRESS):
             return text
         return f"{text} (default: %(default)s)"
@@ -157,11 +177,23 @@ EXAMPLES = {
     "plan": "examples:\n  docrouter plan ~/inbox --out ~/answers\n  docrouter plan ~/inbox --out ~/answers --json\n"
     "  docrouter plan ~/inbox --out ~/answers --pilot 20 --budget 1",
     "report": "examples:\n  docrouter report ~/answers --failed\n  docrouter report ~/answers --json",
+    "ask": "examples:\n  docrouter ask out --doc receipt.png 'What is the total?' --offline\n"
+    "  docrouter ask ~/answers --doc 3f2a9c 'Who signed it?' --model anthropic/claude-haiku-4.5",
+    "emulator": "examples:\n  docrouter emulator --port 8787 --latency 0.2\n"
+    "  docrouter emulator --port 0 --fault 429=0.3 --fault retry_after=1 --credits 0.05 --quiet",
+    "docrouter": "examples:\n  docrouter run data/samples --out out --offline\n"
+    "  docrouter plan ~/inbox --out ~/answers\n"
+    "  docrouter report out --failed\n\n'docrouter COMMAND --help' lists a command's flags with their defaults",
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="docrouter", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = OneLineParser(
+        prog="docrouter",
+        description=__doc__.splitlines()[0] if __doc__ else None,
+        formatter_class=HelpFormatter,
+        epilog=EXAMPLES["docrouter"],
+    )
     parser.add_argument("--version", action="version", version=f"docrouter {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
@@ -176,7 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_selection(run)
     run.add_argument("--out", required=True, metavar="DIR", help="output folder (results/, annotations/)")
-    run.add_argument("--budget", type=_number, metavar="USD", help="hard cap on money spent (>= 0; 0 sends nothing)")
+    run.add_argument(
+        "--budget", type=_number, metavar="USD", help="hard cap on money spent (>= 0; 0 sends nothing; default: no cap)"
+    )
     run.add_argument("--concurrency", type=_whole_number, default=16, help="requests in flight, 1..1024 (default 16)")
     run.add_argument("--max-attempts", type=_whole_number, default=6, help="attempts per request, 1..100 (default 6)")
     run.add_argument("--reprocess", action="store_true", help="answer again documents already answered")
@@ -185,7 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="try again unchanged files whose last row is a terminal failure (encrypted, corrupt, unsupported...)",
     )
-    run.add_argument("--key-block", metavar="NAME", help="read the API key from this Prefect Secret block")
+    run.add_argument(
+        "--key-block",
+        metavar="NAME",
+        help="read the API key from this Prefect Secret block (default: $OPENROUTER_API_KEY)",
+    )
     run.add_argument("--batch-size", type=_whole_number, default=100, help="documents per Prefect task (1..100000)")
     run.add_argument(
         "--send-urls",
@@ -213,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         metavar="DIR",
         help="the run's output folder: skip what it already answered, reuse its stored parses; the plan is "
-        "written there as plan.parquet",
+        "written there as plan.parquet (default: none: plan every document, write nothing)",
     )
     plan.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     plan.add_argument(
@@ -222,9 +260,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         metavar="N",
         help="answer N documents sampled across engines and sizes for real (recorded in --out DIR, so the run "
-        "never pays for them again), then forecast the whole run's cost and time with a 95%% interval",
+        "never pays for them again), then forecast the whole run's cost and time with a 95%% interval "
+        "(default 0: no pilot)",
     )
-    plan.add_argument("--budget", type=_number, metavar="USD", help="with --pilot: hard cap on what the pilot spends")
+    plan.add_argument(
+        "--budget",
+        type=_number,
+        metavar="USD",
+        help="with --pilot: hard cap on what the pilot spends (default: no cap)",
+    )
 
     report = sub.add_parser(
         "report",
@@ -236,18 +280,28 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--json", action="store_true", help="print one JSON object instead of the tables")
     report.add_argument("--failed", action="store_true", help="also list every failed file with its error")
 
-    ask = sub.add_parser("ask", help="a follow-up question about one document, reusing its stored parse")
-    ask.add_argument("dir", metavar="DIR")
+    ask = sub.add_parser(
+        "ask",
+        help="a follow-up question about one document, reusing its stored parse",
+        formatter_class=HelpFormatter,
+        epilog=EXAMPLES["ask"],
+    )
+    ask.add_argument("dir", metavar="DIR", help="the --out DIR of a run")
     ask.add_argument("--doc", required=True, metavar="PATH_OR_ID", help="a path from the results, or a doc_id")
-    ask.add_argument("question")
+    ask.add_argument("question", help="what to ask about the document")
     ask.add_argument("--model", help="model id (default: the one that answered the document)")
-    ask.add_argument("--max-tokens", type=_positive_int, default=1024)
+    ask.add_argument("--max-tokens", type=_positive_int, default=1024, help="answer length cap")
     ask.add_argument("--offline", action="store_true", help="use the built-in emulator")
-    ask.add_argument("--base-url")
+    ask.add_argument("--base-url", help="API base URL (default $OPENROUTER_BASE_URL or OpenRouter's)")
 
     from docrouter.emulator import add_emulator_arguments
 
-    emulator = sub.add_parser("emulator", help="serve the built-in OpenRouter-compatible API")
+    emulator = sub.add_parser(
+        "emulator",
+        help="serve the built-in OpenRouter-compatible API",
+        formatter_class=HelpFormatter,
+        epilog=EXAMPLES["emulator"],
+    )
     add_emulator_arguments(emulator)
     return parser
 
@@ -305,12 +359,14 @@ def run_config(args: argparse.Namespace) -> RunConfig:
 def cmd_run(args: argparse.Namespace) -> int:
     from docrouter import stopping
     from docrouter.planning import checked_model
+    from docrouter.promptroom import check_prompt_room
     from docrouter.session import check_run
     from docrouter.store import lease
 
     config = run_config(args)
     check_run(config, key_block=args.key_block)  # here, a one-line error; inside the flow, a Prefect traceback
-    checked_model(config)  # an unknown model or an impossible --engine: before Prefect's start-up, not after
+    model, _ = checked_model(config)  # an unknown model or an impossible --engine: before Prefect's start-up
+    check_prompt_room(config, model)
     _quiet_prefect_server()
     sources, stashed = stash_command_line_urls(config.sources)  # no signed URL in the flow's parameters
     if stashed is not None:
@@ -354,14 +410,17 @@ def _run_flow(config: RunConfig, key_block: str | None, stopper: Any) -> dict[st
     when a signal did."""
     from docrouter import stopping
     from docrouter_flows.run import RunStopped, docrouter_run
+    from docrouter_flows.secrets import load_api_key
     from docrouter_flows.tempserver import temporary_server
 
     if not config.offline and key_block is None:
         protect(resolve_api_key())  # after Prefect set up its log handlers
-    params = {**flow_parameters(config), "key_block": key_block, "show_progress": True}
+    params = portable({**flow_parameters(config), "key_block": key_block, "show_progress": True})
     with temporary_server(stopper):
         if stopper.requested:
             raise stopper.error(": nothing was started")
+        if key_block is not None and not config.offline:  # right after the server starts, before any document
+            protect(asyncio.run(load_api_key(key_block)))  # work: a missing block is one line, not a failed flow
         try:
             return stopping.run(docrouter_run(**params), stopper)
         except RunStopped as exc:

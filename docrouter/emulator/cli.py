@@ -24,24 +24,39 @@ def add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
     """The emulator's flags, for `docrouter emulator` and `python -m docrouter.emulator`."""
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: loopback only)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"0 picks a free port (default {DEFAULT_PORT})")
-    parser.add_argument("--latency", type=float, default=0.0, metavar="S", help="seconds added to every answer")
+    parser.add_argument(
+        "--latency", type=float, default=0.0, metavar="S", help="seconds added to every answer (default 0)"
+    )
     parser.add_argument(
         "--fault",
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help=f"inject failures, e.g. 429=0.2 retry_after=2 fail_401=true; kinds: {', '.join(FAULT_KINDS)}",
-    )
-    parser.add_argument("--credits", type=float, default=None, metavar="USD", help="account balance (402 past it)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for the fault draws (runs reproduce)")
-    parser.add_argument("--key", default=DEFAULT_API_KEY, help="the API key the emulator accepts (made up)")
-    parser.add_argument("--ocr-fee", type=float, default=None, metavar="USD", help="mistral-ocr fee per page")
-    parser.add_argument("--models", default=None, metavar="PATH", help="a /models JSON snapshot to serve")
-    parser.add_argument(
-        "--price-multiplier", type=float, default=1.0, metavar="X", help="bill model prices at X times /models"
+        help="inject failures, e.g. 429=0.2 retry_after=2 fail_401=true (default: none); "
+        f"kinds: {', '.join(FAULT_KINDS)}",
     )
     parser.add_argument(
-        "--ocr-fee-multiplier", type=float, default=1.0, metavar="X", help="bill the OCR fee at X times"
+        "--credits", type=float, default=None, metavar="USD", help="account balance (402 past it; default: unlimited)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed for the fault draws (runs reproduce; default 0)")
+    parser.add_argument(
+        "--key", default=DEFAULT_API_KEY, help=f"the API key the emulator accepts (made up; default {DEFAULT_API_KEY})"
+    )
+    parser.add_argument(
+        "--ocr-fee", type=float, default=None, metavar="USD", help="mistral-ocr fee per page (default 0.002)"
+    )
+    parser.add_argument(
+        "--models", default=None, metavar="PATH", help="a /models JSON snapshot to serve (default: the bundled one)"
+    )
+    parser.add_argument(
+        "--price-multiplier",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="bill model prices at X times /models (default 1)",
+    )
+    parser.add_argument(
+        "--ocr-fee-multiplier", type=float, default=1.0, metavar="X", help="bill the OCR fee at X times (default 1)"
     )
     parser.add_argument("--byok", action="store_true", help="answer as for a BYOK key (cost upstream)")
     parser.add_argument(
@@ -50,7 +65,7 @@ def add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="MODEL=TOKENS[,mandatory][,low=N]",
         help="make MODEL reason TOKENS tokens by default (out of max_tokens first); mandatory: it cannot be "
-        "turned off; EFFORT=N: tokens at that effort (minimal, low, medium, high)",
+        "turned off; EFFORT=N: tokens at that effort (minimal, low, medium, high); repeatable (default: none)",
     )
     parser.add_argument("--quiet", action="store_true", help="do not print a line per request")
 
