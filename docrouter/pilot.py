@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
+import math
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from docrouter import session as runs
 from docrouter import stopping
@@ -34,6 +37,7 @@ from docrouter.results import Result
 from docrouter.route.routing import usd
 
 SEED = 20  # the pilot's pick is a pure function of the plan: the same folder, the same sample
+FORECAST_FILE = "_forecast.json"  # in DIR: the last pilot's forecast, which the run's progress compares with
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,6 +130,32 @@ def pilot_json(pilot: Pilot) -> dict[str, float | int]:
         "forecast_low_seconds": f.seconds.low,
         "forecast_high_seconds": f.seconds.high,
     }
+
+
+def write_forecast(out_dir: str | Path, config: RunConfig, pilot: Pilot) -> Path:
+    """Keep the forecast in DIR, so that the run it forecasts shows its money against it."""
+    rest = pilot.forecast.cost.value - pilot.forecast.pilot_spent_usd
+    record = {"model": config.model, "prompt_sha256": config.prompt_sha256, "rest_usd": rest} | pilot_json(pilot)
+    target = Path(out_dir) / FORECAST_FILE
+    temp = target.with_name(f".{FORECAST_FILE}.tmp")
+    temp.write_text(json.dumps(record, indent=2), encoding="utf-8")
+    temp.replace(target)
+    return target
+
+
+def read_forecast(out_dir: str | Path, config: RunConfig) -> float | None:
+    """What the last pilot in DIR forecast for the rest of this run (same model and prompt), else None."""
+    try:
+        record = json.loads((Path(out_dir) / FORECAST_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # no pilot, or a damaged file: the progress shows no forecast
+    if not isinstance(record, dict) or (record.get("model"), record.get("prompt_sha256")) != (
+        config.model,
+        config.prompt_sha256,
+    ):
+        return None
+    rest = record.get("rest_usd")
+    return float(rest) if isinstance(rest, int | float) and math.isfinite(rest) and rest >= 0 else None
 
 
 def render_pilot(pilot: Pilot) -> str:

@@ -363,7 +363,7 @@ def write_plan(plan: Plan, out_dir: Path) -> Path:
 def plan_command(config: RunConfig, *, out: str | None = None, as_json: bool = False, pilot: int = 0) -> int:
     """`docrouter plan`: the run's own selection, inspection, routing and estimates, printed; no paid call
     unless `pilot` documents are to be answered for real (docrouter/pilot.py) to forecast the bill."""
-    from docrouter.pilot import pilot_json, render_pilot, run_pilot
+    from docrouter.pilot import pilot_json, render_pilot, run_pilot, write_forecast
     from docrouter.session import check_run, discover, planned_urls
 
     if pilot:
@@ -372,6 +372,8 @@ def plan_command(config: RunConfig, *, out: str | None = None, as_json: bool = F
         documents = [*discover(config), *fetched]
         plan = make_plan(config, fetched, documents=documents)
         trial = run_pilot(config, plan, documents, pilot) if pilot else None
+    if trial and out:
+        write_forecast(Path(out), config, trial)
     if as_json:
         print(json.dumps(plan_json(plan) | (pilot_json(trial) if trial else {})))
     else:

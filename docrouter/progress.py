@@ -28,6 +28,8 @@ class Progress:
     errors: Counter[str] = field(default_factory=Counter)
     extractions: Counter[str] = field(default_factory=Counter)  # with --schema: valid / repaired / invalid
     spent_usd: float = 0.0
+    expected_usd: float = 0.0  # what the run's estimates said the finished documents would cost
+    forecast_usd: float | None = None  # a `plan --pilot` forecast of this run's bill (the pilot's spend excluded)
     already_done: int = 0
     known_failures: int = 0  # terminal failures of earlier runs, left alone
     copies: int = 0
@@ -51,6 +53,7 @@ class Progress:
         if result.extraction:
             self.extractions[result.extraction] += 1
         self.spent_usd += result.cost_usd
+        self.expected_usd += result.est_cost_usd
         self._finished_at.append(self.clock())
 
     @property
@@ -89,6 +92,9 @@ class Progress:
         if self.known_failures:
             parts.append(f"known failures {self.known_failures}")
         parts.append(f"spent ${self.spent_usd:.4f}{budget}")
+        parts.append(f"expected ${self.expected_usd:.4f}")  # for the same documents: the estimate judged live
+        if self.forecast_usd is not None:
+            parts.append(f"forecast ${self.forecast_usd:.4f}")
         parts.append(f"{rate:.1f} docs/s" if rate is not None else "- docs/s")
         parts.append("done" if self.total and self.done >= self.total else f"ETA {eta:.0f}s" if eta else "ETA -")
         return " | ".join(parts)

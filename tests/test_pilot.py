@@ -160,6 +160,8 @@ def test_plan_json_with_a_pilot_keeps_the_plan_keys_and_adds_the_forecast(emu: E
     assert got["pilot_documents"] == 2 and isinstance(got["pilot_documents"], int)
     assert got["forecast_low_usd"] <= got["forecast_usd"] <= got["forecast_high_usd"]
     assert got["pilot_spent_usd"] > 0 and len(chat_records(emu)) == 2
+    kept = json.loads((tmp_path / "out" / "_forecast.json").read_text())  # the run's progress compares with it
+    assert kept["rest_usd"] == pytest.approx(got["forecast_usd"] - got["pilot_spent_usd"])
 
 
 def test_pilot_stays_within_the_budget(emu: Emulator, tmp_path: Path) -> None:

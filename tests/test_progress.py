@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from pathlib import Path
 
+import pytest
+
+from docrouter.config import RunConfig
+from docrouter.forecast import Forecast, Interval
+from docrouter.pilot import FORECAST_FILE, Pilot, read_forecast, write_forecast
 from docrouter.progress import Display, Progress
 from pipeline import write_corpus
 from test_cli import docrouter_cli, prefect_filter
@@ -33,7 +39,10 @@ def test_the_eta_follows_recent_throughput_not_the_slow_start() -> None:
     assert progress.rate() == 40 / 30  # the last 30 s hold all 40
     assert progress.eta_s() == 60 / (40 / 30)  # 60 left at that pace: 45 s, not the whole-run average's 120 s
     line = progress.line()
-    assert line.startswith("40/100 docs | ok 40 | failed 0 | skipped 0 | spent $0.0400 of $1.0000 | 1.3 docs/s")
+    expected = sum(make_result(n, cost_usd=0.001).est_cost_usd for n in range(40))
+    assert line.startswith(
+        f"40/100 docs | ok 40 | failed 0 | skipped 0 | spent $0.0400 of $1.0000 | expected ${expected:.4f} | 1.3 docs/s"
+    )
     assert line.endswith("ETA 45s")
 
 
@@ -97,3 +106,25 @@ def test_a_run_logs_progress_to_prefect_and_its_artifact_ends_at_the_final_numbe
     logs = prefect_filter(prefect_api_url, "logs", "TIMESTAMP_DESC")
     mine = [log["message"] for log in logs if log["flow_run_id"] == flow_run_id]
     assert any(m.startswith("progress: 5/5 docs") and m.endswith("done") for m in mine), mine
+
+
+def test_the_line_sets_money_against_the_estimate_and_a_pilot_forecast(tmp_path: Path) -> None:
+    clock = Clock()
+    config = RunConfig(sources=("docs",), out=str(tmp_path))
+    assert read_forecast(tmp_path, config) is None  # no pilot yet
+    cost = Interval(0.05, 0.04, 0.06)
+    write_forecast(tmp_path, config, Pilot(Forecast(cost, Interval(60, 50, 70), 20, 0.01)))
+    forecast = read_forecast(tmp_path, config)
+    assert forecast == pytest.approx(0.04)  # the whole bill's forecast less what the pilot already spent
+    assert read_forecast(tmp_path, dataclasses.replace(config, prompt="another prompt")) is None
+    progress = Progress(total=10, budget_usd=None, clock=clock, forecast_usd=forecast)
+    for n in range(4):
+        clock.now += 1
+        progress.add(make_result(n, cost_usd=0.001, est_cost_usd=0.003))
+    assert "| spent $0.0040 | expected $0.0120 | forecast $0.0400 |" in progress.line()
+
+
+def test_a_damaged_forecast_file_is_no_forecast(tmp_path: Path) -> None:
+    config = RunConfig(sources=("docs",), out=str(tmp_path))
+    (tmp_path / FORECAST_FILE).write_text('{"model": "x", "rest_usd": NaN')
+    assert read_forecast(tmp_path, config) is None

@@ -17,6 +17,7 @@ from docrouter import stopping
 from docrouter.config import DEFAULT_MODEL, DEFAULT_PROMPT, RunConfig, config_from_parameters
 from docrouter.discover.urls import DEFAULT_CACHE_BYTES
 from docrouter.errors import RunFatal
+from docrouter.pilot import read_forecast
 from docrouter.progress import Display, Progress
 from docrouter.redaction import protect
 from docrouter.summary import read_run_rows, top_failures
@@ -92,7 +93,7 @@ async def _run(
     if stopper is not None and stopper.requested:
         return _interrupted(stopper, "before anything was sent")
     budget = config.budget_usd
-    progress = Progress(budget_usd=budget)
+    progress = Progress(budget_usd=budget, forecast_usd=read_forecast(config.out, config))
     display = Display(progress, sys.stderr) if show_progress else None
     async with runs.open_session(config, api_key=api_key, progress=progress) as session:
         stopped = stopping.wake_on_stop(stopper, lambda: _stop_sending(session, stopper))
