@@ -53,6 +53,7 @@ class ModelInfo:
     completion_price: float  # per output token
     image_price: float = 0.0  # per input image
     request_price: float = 0.0  # per request
+    reasoning_price: float = 0.0  # per reasoning token, where a provider bills them apart (`internal_reasoning`)
     context_length: int = 0
     max_completion_tokens: int | None = None
     tokenizer: str = ""
@@ -146,6 +147,7 @@ def answering_model(catalogue: Catalogue, model_id: str, fallbacks: tuple[str, .
         completion_price=max(m.completion_price for m in every),
         image_price=max(m.image_price for m in every),
         request_price=max(m.request_price for m in every),
+        reasoning_price=max(m.reasoning_price for m in every),
         context_length=min(contexts) if contexts else 0,
         top_context_length=min(tops) if tops else 0,
         max_completion_tokens=min(caps) if caps else None,
@@ -181,6 +183,7 @@ def parse_model(item: dict[str, Any]) -> ModelInfo | None:
         completion_price=_price(pricing.get("completion")),
         image_price=_price(pricing.get("image")),
         request_price=_price(pricing.get("request")),
+        reasoning_price=_price(pricing.get("internal_reasoning")),
         context_length=_int(item.get("context_length")) or 0,
         max_completion_tokens=_int(top.get("max_completion_tokens")),
         tokenizer=str(arch.get("tokenizer") or ""),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -208,6 +209,25 @@ def test_the_max_price_is_the_list_price_plus_the_headroom_and_bounds_reservatio
     assert capped.expected_usd == listed.expected_usd  # the estimate stays at list price
     ocr = estimate("mistral-ocr", inspection, LISTED, PriceBook(ceiling=ceiling), prompt_chars=100, max_tokens=1000)
     assert ocr.bound.fee_kind == "ocr" and ocr.bound.fee_usd == pytest.approx(0.004)
+
+
+def test_reasoning_billed_apart_prices_every_output_token_at_the_dearer_rate() -> None:
+    from docrouter.catalogue import PriceOverride
+
+    item = {"id": "r/thinker", "pricing": {"prompt": "0.000001", "completion": "0.000002",
+                                           "internal_reasoning": "0.00001"}}  # fmt: skip
+    model = parse_model(item)
+    assert model is not None and model.reasoning_price == pytest.approx(1e-05)
+    model = dataclasses.replace(model, overrides=(PriceOverride(200_000, 2e-06, 4e-06),))
+    priced, ceiling = priced_model(model, run_config(budget_usd=1.0))
+    assert priced.completion_price == pytest.approx(1e-05) and priced.overrides[0].completion_price == 1e-05
+    assert ceiling.wire()["completion"] == pytest.approx(12.5)  # per million, with the 25% headroom
+    inspection = Inspection(doc_id="d", kind="pdf", pages=1, text_chars=400)
+    bound = estimate("local-text", inspection, priced, PriceBook(ceiling=ceiling), prompt_chars=10, max_tokens=1000)
+    assert bound.max_usd >= 1000 * 1e-05  # a whole answer of reasoning tokens fits the reservation
+    free = parse_model({"id": "r/plain", "pricing": {"prompt": "0.000001", "completion": "0.000002",
+                                                     "internal_reasoning": "0"}})  # fmt: skip
+    assert free is not None and priced_model(free, run_config())[0] == free  # "0": billed as completion
 
 
 def test_max_tokens_over_the_models_limit_is_refused() -> None:

@@ -106,7 +106,18 @@ def priced_model(model: ModelInfo, config: PriceSettings) -> tuple[ModelInfo, Ma
     if model.placeholder_price and config.max_price is not None:
         prompt, completion = (price / 1_000_000 for price in config.max_price)
         model = dataclasses.replace(model, prompt_price=prompt, completion_price=completion)
-    return model, max_price_for(model, config.price_headroom, config.max_price)
+    return _reasoning_priced(model), max_price_for(_reasoning_priced(model), config.price_headroom, config.max_price)
+
+
+def _reasoning_priced(model: ModelInfo) -> ModelInfo:
+    """Reasoning tokens are output tokens, billed at `internal_reasoning` where a provider charges it apart; how an
+    answer splits into reasoning and text is unknown until it arrives, so every output token is priced at the
+    dearer of the two (estimates and reservations both: a bound must hold whatever the split)."""
+    dearer = model.reasoning_price
+    if dearer <= model.completion_price:
+        return model
+    overrides = tuple(dataclasses.replace(o, completion_price=max(o.completion_price, dearer)) for o in model.overrides)
+    return dataclasses.replace(model, completion_price=dearer, overrides=overrides)
 
 
 @dataclass(frozen=True)
