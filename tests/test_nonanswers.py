@@ -3,13 +3,16 @@ and tried once more through another adequate engine; every paid request stays in
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
 
+import samples
 from docrouter.call.nonanswers import says_unreadable
 from docrouter.emulator import Emulator, Faults
 from docrouter.errors import is_terminal
+from docrouter.route.splitting import ENV_MAX_PART_PAGES
 from pipeline import results, run_flow, write_corpus
 
 REPLIES_THAT_ARE_NOT_ANSWERS = [
@@ -85,3 +88,34 @@ def test_a_second_non_answer_fails_the_row_and_a_forced_engine_is_not_switched(
     (scan,) = rows.itertuples()
     assert (scan.status, scan.error_type, scan.engine, len(chats)) == ("failed", "unreadable_reply", "mistral-ocr", 1)
     assert scan.cost_usd == pytest.approx(billed) and billed > 0
+
+
+def scanned_pages(pages: int) -> bytes:
+    """A multi-page scan (no text layer) whose pages say different things."""
+    images = [samples.render_lines([f"Page {n + 1} of a scanned letter."] * 8, 850, 1100) for n in range(pages)]
+    out = io.BytesIO()
+    images[0].save(out, "PDF", save_all=True, append_images=images[1:], resolution=100.0)
+    return out.getvalue()
+
+
+@pytest.mark.usefixtures("prefect_api_url")
+def test_each_page_range_of_a_split_document_is_judged_and_retried_before_the_combine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "letter.pdf").write_bytes(scanned_pages(4))
+    monkeypatch.setenv(ENV_MAX_PART_PAGES, "2")  # two ranges of two pages, then a combining request
+    first_only = Faults(fail_first_attempts=1, fail_first_kind="unreadable_reply")
+    rows, chats, billed = _run(tmp_path, "first", first_only, monkeypatch)
+    (letter,) = rows.itertuples()
+    # Each range: a non-answer, then another engine; the combine's own first reply is a refusal too (the fault
+    # strikes every request's first attempt): asked once more. Never two refusals combined, or one stored as ok.
+    assert (letter.status, letter.attempts, len(chats)) == ("ok", 6, 6)
+    ranges = [r.engine for r in chats if r.file_hashes]
+    assert len(ranges) == 4 and ranges.count(ranges[0]) == 2 and len(set(ranges)) == 2
+    assert not says_unreadable(letter.content) and letter.cost_usd == pytest.approx(billed) and billed > 0
+    always = Faults(rate_unreadable_reply=1.0)
+    rows, chats, billed = _run(tmp_path, "always", always, monkeypatch)
+    (letter,) = rows.itertuples()
+    assert (letter.status, letter.error_type, letter.attempts, len(chats)) == ("failed", "unreadable_reply", 4, 4)
+    assert letter.cost_usd == pytest.approx(billed) and billed > 0  # every paid refusal, no combine sent

@@ -237,7 +237,7 @@ async def _answer_parts(job: Job, ctx: JobContext, planned: list[Part]) -> tuple
     if ctx.extracting is not None:
         return await _extracted_parts(job, ctx, parts, outcomes), parts
     partials = [(p.label, o.completion.content) for p, o in zip(parts, outcomes, strict=True) if o.completion]
-    combined = await _combine(job, ctx, partials)
+    combined = await _combine_judged(job, ctx, partials)
     answers = [o.completion for o in outcomes if o.completion] + ([combined.completion] if combined.completion else [])
     final = _summed(combined.completion, answers) if combined.completion else None
     total = Attempted(final, combined.error, attempts + combined.attempts, cost + combined.cost_usd, annotations)
@@ -268,14 +268,27 @@ def _halves(part: Part) -> list[Part]:
 
 
 async def _send_part(job: Job, ctx: JobContext, part: Part) -> Attempted:
-    """One page range; a text range with no text at all (blank pages) costs no request."""
+    """One page range; a text range with no text at all (blank pages) costs no request. A range whose reply
+    says it could not be read is tried once through another adequate engine, as a whole document is."""
     try:
-        return await _send(job, part.engine, ctx, part=part)
+        attempted = judged(await _send(job, part.engine, ctx, part=part))
     except errors.Empty:
         if part.engine != "local-text":
             raise
         blank = Completion(None, ctx.options.model, f"(pages {part.label} have no text)", "stop", 0, 0, 0.0)
         return Attempted(blank, None, 0, 0.0)
+    inspection = job.inspection
+    if not isinstance(attempted.error, errors.UnreadableReply) or ctx.engine_forced or inspection is None:
+        return attempted
+    other = other_engine(_scoped(inspection, part), ctx.model, part.engine)
+    if other is None:
+        return attempted
+    retried = judged(await _send(job, other, ctx, part=dataclasses.replace(part, engine=other)))
+    if isinstance(retried.error, errors.OverBudget) and not retried.attempts:
+        return attempted  # no budget left to try another engine: the non-answer stands, paid once
+    return dataclasses.replace(
+        retried, attempts=attempted.attempts + retried.attempts, cost_usd=attempted.cost_usd + retried.cost_usd
+    )
 
 
 def _summed(final: Completion, answers: list[Completion]) -> Completion:
@@ -286,6 +299,20 @@ def _summed(final: Completion, answers: list[Completion]) -> Completion:
         completion_tokens=sum(a.completion_tokens for a in answers),
         reasoning_tokens=sum(a.reasoning_tokens for a in answers),
         truncated=any(a.truncated for a in answers),
+    )
+
+
+async def _combine_judged(job: Job, ctx: JobContext, partials: list[tuple[str, str]]) -> Attempted:
+    """The combining answer, judged: a reply saying it could not read the document (the ranges were read: the
+    refusal is the model's) is asked once more, then stands as an unreadable_reply failure."""
+    first = judged(await _combine(job, ctx, partials))
+    if not isinstance(first.error, errors.UnreadableReply):
+        return first
+    again = judged(await _combine(job, ctx, partials))
+    if isinstance(again.error, errors.OverBudget) and not again.attempts:
+        return first
+    return dataclasses.replace(
+        again, attempts=first.attempts + again.attempts, cost_usd=first.cost_usd + again.cost_usd
     )
 
 
