@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,7 +22,7 @@ from docrouter.config import config_from_parameters
 from docrouter.emulator import Emulator
 from docrouter.environment import REFERER, STOP_GRACE, TITLE, VARIABLES, Environment
 from docrouter_commands.cli import build_parser, main, run_config
-from pipeline import results, run_flow
+from pipeline import results, run_flow, start_run, write_corpus
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
@@ -143,3 +146,21 @@ def test_attribution_headers_and_split_limits_from_the_environment_reach_a_flow_
     assert all(h.get("x-openrouter-title") == "Archive bot" for h in chats)
     row = results(tmp_path / "out").iloc[0]
     assert (row.status, row.parts) == ("ok", 3)  # 5 pages at most 2 per request: 3 parts
+
+
+@pytest.mark.slow
+def test_a_zero_stop_grace_leaves_the_answers_in_flight_unrecorded(tmp_path: Path, prefect_api_url: str) -> None:
+    write_corpus(tmp_path / "docs", pngs=6)
+    out = tmp_path / "out"
+    with Emulator(seed=9, latency=5.0) as emu:  # an answer takes 5 s: well within the default 10 s grace
+        run = start_run(tmp_path / "docs", out, emu, prefect_api_url, **{STOP_GRACE: "0"})
+        deadline = time.monotonic() + 240
+        while emu.state.ledger.max_in_flight == 0 and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert run.poll() is None, "the run ended before the signal"
+        os.kill(run.pid, signal.SIGTERM)  # requests are in flight, none answered yet
+        _, stderr = run.communicate(timeout=120)  # a hang guard
+    assert run.returncode == 143, stderr[-3000:]
+    assert stderr.strip().splitlines()[-1].startswith("docrouter: interrupted by SIGTERM"), stderr[-3000:]
+    frame = results(out) if (out / "results").exists() else None
+    assert frame is None or frame.empty or not (frame.status == "ok").any()  # no grace: no answer awaited
