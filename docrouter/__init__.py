@@ -3,10 +3,12 @@
 The package listing is SPEC §1's diagram; every arrow points down (tests/test_layout.py holds it):
 
     errors results vocabulary budget redaction     the vocabulary: imported by every stage, imports none
+    settings                                       (settings: how each run setting is named, flagged, checked)
     catalogue  pdf/                                shared: the model catalogue, the PDF readers
     discover/ -> inspect/ -> route/ -> call/ -> store/     one folder per stage; each imports only the
                                                            vocabulary, the shared parts and the stages before it
     config  session  planning  progress  stopping  the composition root: `run`, `plan` and `ask` open a session
+    environment                                    (environment: the variables, read once at the edge)
     emulator/                                      an OpenRouter-compatible server (vocabulary, catalogue, pdf)
 
 Outside the library (never imported by it): the Prefect flows (flows/docrouter_flows), the tasks

@@ -16,9 +16,12 @@ from typing import Any
 from docrouter.call.client import DEFAULT_BASE_URL
 from docrouter.call.extraction import EXTRACTION_PROMPT, ExtractionSchema, as_schema, load_schema, parse_schema
 from docrouter.discover.urls import DEFAULT_CACHE_BYTES, SEND_URLS
+from docrouter.environment import Environment
 from docrouter.errors import ConfigError
 from docrouter.references import REFERENCED
+from docrouter.route.reasoning import SETTINGS as REASONING_SETTINGS
 from docrouter.route.reasoning import check_setting
+from docrouter.settings import Described, defaults, described, parameter, setting
 
 DEFAULT_MODEL = "google/gemini-2.5-flash"
 DEFAULT_PROMPT = "Summarize this document in 3-5 sentences: what it is, its main points, and any key figures."
@@ -38,46 +41,124 @@ DEFAULT_REASONING = "auto"  # --reasoning auto: not part of the answer hash
 class RunConfig:
     """Everything a run is asked to do (no secrets: the key travels separately)."""
 
-    sources: tuple[str, ...]
-    out: str
-    model: str = DEFAULT_MODEL
-    prompt: str = DEFAULT_PROMPT
-    engine: str = "auto"
-    budget_usd: float | None = None
-    concurrency: int = 16
-    max_attempts: int = 6
-    include: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-    reprocess: bool = False
-    retry_failed: bool = False  # also try again documents whose last row is a terminal failure
-    offline: bool = False
-    max_tokens: int = 1024
-    base_url: str | None = None
-    pdf_text_wire_name: str = "cloudflare-ai"
-    ocr_fee_per_page: float = 0.002
-    batch_size: int = 100
-    price_headroom: float = 0.25  # provider.max_price = the catalogue price plus this fraction
-    max_price: tuple[float, float] | None = None  # USD per million (prompt, completion) tokens, given by hand
-    refresh_models: bool = False  # re-read GET /models even when the cached list is fresh
-    shard: int = 0  # this run handles documents whose content hash falls in shard `shard` of `shards`
-    shards: int = 1
-    urls: tuple[str, ...] = ()  # list files of URL sources (--urls)
-    send_urls: str = "auto"  # auto: images and server-parsed PDFs by URL when unchanged; never: upload
-    url_cache_size: int = DEFAULT_CACHE_BYTES  # bytes of answered URL documents kept under DIR/_urls
-    reasoning: str = "auto"  # auto|off|minimal|low|medium|high (docrouter.reasoning)
+    sources: tuple[str, ...] = field(metadata=parameter(kind="repeat"))
+    out: str = field(metadata=parameter())
+    model: str = setting(DEFAULT_MODEL, "OpenRouter model id (default {default})")
+    prompt: str = setting(
+        DEFAULT_PROMPT,
+        "what to ask of every document (default: a short summary)",
+        from_file=("--prompt-file", "read the prompt from a file (default: none, --prompt)"),
+    )
+    engine: str = setting("auto", "force one engine for all PDFs", choices=ENGINES)
+    budget_usd: float | None = setting(
+        None, "hard cap on money spent (>= 0; 0 sends nothing; for plan: what --pilot may spend; default: no cap)",
+        parameter="budget", kind="number", metavar="USD", bounds=(0.0, MAX_BUDGET_USD),
+    )  # fmt: skip
+    concurrency: int = setting(
+        16, "requests in flight, {low}..{high} (default {default})", kind="whole", run_only=True, bounds=(1, 1024)
+    )
+    max_attempts: int = setting(
+        6, "attempts per request, {low}..{high} (default {default})", kind="whole", run_only=True, bounds=(1, 100)
+    )
+    include: tuple[str, ...] = setting((), "only paths matching (default: every file)", kind="repeat", metavar="GLOB")
+    exclude: tuple[str, ...] = setting((), "skip paths matching (default: none)", kind="repeat", metavar="GLOB")
+    reprocess: bool = setting(False, "answer again documents already answered", kind="switch", run_only=True)
+    retry_failed: bool = setting(  # also try again documents whose last row is a terminal failure
+        False,
+        "try again unchanged files whose last row is a terminal failure (encrypted, corrupt, unsupported...)",
+        kind="switch",
+        run_only=True,
+    )
+    offline: bool = setting(False, "use the built-in emulator: no key, no network", kind="switch")
+    max_tokens: int = setting(1024, "answer length cap (default {default})", kind="whole", bounds=(1, 1_000_000))
+    base_url: str | None = setting(None, "API base URL (default $OPENROUTER_BASE_URL or OpenRouter's)")
+    pdf_text_wire_name: str = setting(
+        "cloudflare-ai", "wire name of the free PDF text engine", parameter="pdf_text_name"
+    )
+    ocr_fee_per_page: float = setting(
+        0.002, "mistral-ocr USD per page, {low}..{high} (default {default})", parameter="ocr_fee", kind="number",
+        bounds=(0.0, 1.0),
+    )  # fmt: skip
+    batch_size: int = setting(
+        100, "documents per Prefect task ({low}..{high})", kind="whole", run_only=True, bounds=(1, 100_000)
+    )
+    price_headroom: float = setting(  # provider.max_price = the catalogue price plus this fraction
+        0.25, "provider.max_price = catalogue price x (1 + FRACTION); {low}..{high} (default {default})",
+        kind="number", metavar="FRACTION", bounds=(0.0, 10.0),
+    )  # fmt: skip
+    max_price: tuple[float, float] | None = setting(  # USD per million (prompt, completion) tokens, given by hand
+        None,
+        "most to pay in USD per million prompt,completion tokens (needed for models without a listed price; "
+        "default: the listed price plus --price-headroom)",
+        metavar="PROMPT,COMPLETION",
+    )
+    refresh_models: bool = setting(False, "re-read the model list, ignoring the cache", kind="switch")
+    # This run handles documents whose content hash falls in shard `shard` of `shards` (flow parameters only).
+    shard: int = setting(0, kind="whole", bounds=(0, 1023))
+    shards: int = setting(1, kind="whole", bounds=(1, 1024))
+    urls: tuple[str, ...] = setting(
+        (),
+        "a list of URLs to read: one per line (# comments) or a CSV with a url column; repeatable (default: none)",
+        kind="repeat",
+        metavar="FILE",
+    )
+    send_urls: str = setting(
+        "auto",
+        "{default} (default): send URL images and server-parsed PDFs by URL when their server says unchanged; "
+        "never: upload the fetched bytes (URLs the API cannot reach: intranet, expiring signatures)",
+        choices=SEND_URLS,
+        run_only=True,
+    )
+    url_cache_size: int = setting(  # bytes of answered URL documents kept under DIR/_urls
+        DEFAULT_CACHE_BYTES,
+        "fetched URL bytes kept under DIR/_urls once answered (default {default}; K, M, G suffixes)",
+        kind="size",
+        metavar="BYTES",
+        run_only=True,
+    )
+    reasoning: str = setting(  # auto|off|minimal|low|medium|high (docrouter.route.reasoning)
+        DEFAULT_REASONING,
+        "reasoning effort sent to the model (default {default}: off where the model allows, else low); "
+        "an effort adds its reasoning budget to max_tokens, and to estimates and reservations",
+        choices=REASONING_SETTINGS,
+    )
     # How the answer is asked for: these shape it, so they are part of prompt_sha256 (answer_sha256).
-    temperature: float = DEFAULT_TEMPERATURE
-    system_prompt: str | None = None
+    temperature: float = setting(
+        DEFAULT_TEMPERATURE, "sampling temperature, {low}..{high} (default {default})", kind="number", bounds=(0.0, 2.0)
+    )
+    system_prompt: str | None = setting(
+        None,
+        "a system message sent before every request (default: none)",
+        metavar="TEXT",
+        from_file=("--system-prompt-file", "read the system message from a file (default: none)"),
+    )
     # OpenRouter's routing preferences (the request's `provider` object and `models` fallback list).
-    data_collection: str | None = None  # "allow" | "deny"; None: the account's setting
-    zdr: bool = False  # zero-data-retention endpoints only
-    provider_order: tuple[str, ...] = ()
-    provider_sort: str | None = None  # "price" | "throughput" | "latency"
-    fallback_models: tuple[str, ...] = ()  # tried in order when the model fails (OpenRouter's `models`)
-    # OpenRouter's optional attribution headers, from the environment so that workers pick them up too.
-    referer: str | None = field(default_factory=lambda: os.environ.get("OPENROUTER_HTTP_REFERER") or None)
-    title: str | None = field(default_factory=lambda: os.environ.get("OPENROUTER_APP_TITLE", "docrouter") or None)
-    extra: dict[str, str] = field(default_factory=dict)
+    data_collection: str | None = setting(
+        None,
+        "deny: only providers that do not store or train on data (default: the account's setting)",
+        choices=DATA_COLLECTION,
+    )  # None: the account's setting
+    zdr: bool = setting(False, "only zero-data-retention endpoints", kind="switch")
+    provider_order: tuple[str, ...] = setting(
+        (),
+        "providers to try first, in this order (OpenRouter slugs; default: OpenRouter's choice)",
+        kind="commas",
+        metavar="A,B",
+    )
+    provider_sort: str | None = setting(
+        None,
+        "prefer providers by price, throughput or latency (default: OpenRouter's load balancing)",
+        choices=PROVIDER_SORTS,
+    )
+    fallback_models: tuple[str, ...] = setting(  # tried in order when the model fails (OpenRouter's `models`)
+        (),
+        "models to answer with when --model fails (estimates and the budget count the dearest; default: none)",
+        kind="commas",
+        metavar="M1,M2",
+    )
+    # What environment variables set (attribution headers, limits, stop grace): read once at the edge (the CLI,
+    # the flow run) by Environment.read; a RunConfig made without one has the defaults.
+    environment: Environment = field(default_factory=Environment)
     schema: str | None = None  # --schema: the JSON Schema's text
     schema_file: str | None = None  # where it was read from (flow runs get this path when the text is large)
 
@@ -194,20 +275,12 @@ def provider_preferences(config: RunConfig) -> dict[str, Any]:
     return preferences
 
 
+# The settings that RunConfig describes (docrouter.settings), as the checks and the flows need them.
+SETTINGS: tuple[Described, ...] = tuple(described(RunConfig))
+RUN_DEFAULTS = defaults(RunConfig)  # by flow parameter name: the flows' defaults
 # (flag, field, lowest, highest): every numeric setting is finite and in range, or the run does not start.
-_RANGES = (
-    ("--budget", "budget_usd", 0.0, MAX_BUDGET_USD),
-    ("--concurrency", "concurrency", 1, 1024),
-    ("--max-attempts", "max_attempts", 1, 100),
-    ("--max-tokens", "max_tokens", 1, 1_000_000),
-    ("--ocr-fee", "ocr_fee_per_page", 0.0, 1.0),
-    ("--batch-size", "batch_size", 1, 100_000),
-    ("--price-headroom", "price_headroom", 0.0, 10.0),
-    ("--temperature", "temperature", 0.0, 2.0),
-    ("shards", "shards", 1, 1024),
-    ("shard", "shard", 0, 1023),
-)
-_WHOLE = frozenset({"concurrency", "max_attempts", "max_tokens", "batch_size", "shards", "shard"})
+_RANGES = tuple((d.flag, d.field, *d.setting.bounds) for d in SETTINGS if d.setting.bounds is not None)
+_WHOLE = frozenset(d.field for d in SETTINGS if d.setting.kind == "whole")
 
 
 def checked_number(flag: str, value: Any, low: float, high: float, *, whole: bool = False) -> Any:
@@ -234,31 +307,25 @@ def parse_max_price(value: Any) -> tuple[float, float]:
     )
 
 
-# The run flow's parameters are RunConfig's fields under the CLI's names (these three differ), so the CLI,
-# the flow and the backfill translate through the two functions below instead of each naming every field.
-_FIELD_OF_PARAMETER = {"budget": "budget_usd", "ocr_fee": "ocr_fee_per_page", "pdf_text_name": "pdf_text_wire_name"}
-_PARAMETER_OF_FIELD = {f: p for p, f in _FIELD_OF_PARAMETER.items()}
-_FLOW_FIELDS = (
-    *("sources", "out", "model", "prompt", "engine", "budget_usd", "concurrency", "max_attempts", "include"),
-    *("exclude", "reprocess", "retry_failed", "offline", "max_tokens", "base_url", "batch_size", "shard", "shards"),
-    *("ocr_fee_per_page", "pdf_text_wire_name", "price_headroom", "max_price", "refresh_models", "reasoning"),
-    *("urls", "send_urls", "url_cache_size"),
-    *("temperature", "system_prompt", "data_collection", "zdr", "provider_order", "provider_sort", "fallback_models"),
-)
-_SEQUENCES = ("sources", "include", "exclude", "urls", "provider_order", "fallback_models")
+# The run flow's parameters are RunConfig's described fields under the CLI's names (budget, ocr_fee,
+# pdf_text_name differ), so the CLI, the flow and the backfill translate through the two functions below.
+_FIELD_OF_PARAMETER = {d.parameter: d.field for d in SETTINGS}
+_SEQUENCES = frozenset(d.field for d in SETTINGS if d.setting.is_list)
 
 
-def config_from_parameters(parameters: Mapping[str, Any]) -> RunConfig:
-    """The RunConfig that flow parameters describe; names that are not run settings (key_block...) are skipped."""
+def config_from_parameters(parameters: Mapping[str, Any], environment: Environment | None = None) -> RunConfig:
+    """The RunConfig that flow parameters describe, with `environment` (Environment.read of the process running
+    the flow; the defaults without one); names that are not run settings (key_block...) are skipped."""
     fields: dict[str, Any] = {}
     for name, value in parameters.items():
-        field_name = _FIELD_OF_PARAMETER.get(name, name)
-        if field_name in _FLOW_FIELDS:
+        field_name = _FIELD_OF_PARAMETER.get(name)
+        if field_name is not None:
             fields[field_name] = tuple(value or ()) if field_name in _SEQUENCES else value
     if fields.get("max_price") is not None and not isinstance(fields["max_price"], str):
         fields["max_price"] = tuple(fields["max_price"])
     fields.update(referenced_texts(parameters))
-    return RunConfig(**fields, **schema_fields(parameters.get(SCHEMA_PARAMETER)))
+    environment = environment or Environment()
+    return RunConfig(**fields, **schema_fields(parameters.get(SCHEMA_PARAMETER)), environment=environment)
 
 
 def referenced_texts(parameters: Mapping[str, Any]) -> dict[str, str]:
@@ -277,11 +344,9 @@ def referenced_texts(parameters: Mapping[str, Any]) -> dict[str, str]:
 
 def flow_parameters(config: RunConfig) -> dict[str, Any]:
     """The flow parameters that describe `config` (JSON-friendly: lists, not tuples; never a key)."""
-    values = {name: getattr(config, name) for name in _FLOW_FIELDS}
-    lists = (*_SEQUENCES, "max_price")
-    parameters = {
-        _PARAMETER_OF_FIELD.get(k, k): list(v) if k in lists and v is not None else v for k, v in values.items()
-    }
+    lists = {*_SEQUENCES, "max_price"}
+    values = {d.parameter: (d.field, getattr(config, d.field)) for d in SETTINGS}
+    parameters = {name: list(v) if k in lists and v is not None else v for name, (k, v) in values.items()}
     return {**parameters, SCHEMA_PARAMETER: schema_parameter(config)}
 
 

@@ -98,7 +98,8 @@ async def _answer(
                 runs.inspect, documents, session.inspector, session.jobs.named_files, session.pdf_log
             ),
         )
-        timed = await stopping.finish_or_stop(asyncio.gather(*(_timed(session, job) for job in jobs)), stopped)
+        answering = asyncio.gather(*(_timed(session, job) for job in jobs))
+        timed = await stopping.finish_or_stop(answering, stopped, config.environment.stop_grace_s)
         runs.remember_answer_lengths(session)
     fatal = session.dispatcher.fatal
     if fatal is not None and not stopping.interrupted(fatal):

@@ -22,7 +22,7 @@ from docrouter.catalogue import Catalogue, ModelInfo, answering_model, cache_dir
 from docrouter.config import RunConfig, resolve_api_key, resolve_base_url
 from docrouter.discover.documents import SKIPPED_ERRORS, Document, skip_reason
 from docrouter.errors import ConfigError
-from docrouter.inspect.inspection import Inspection
+from docrouter.inspect.inspection import Inspection, inspection_pool
 from docrouter.route.pricing import MaxPrice, PriceBook, priced_model
 from docrouter.route.routing import Route, Router, check_forced_engine, usd
 from docrouter.store.store import read_history
@@ -401,7 +401,8 @@ def make_plan(
     history = read_history(config.out, config.model, config.prompt_sha256)
     documents = [*discover(config), *fetched] if documents is None else list(documents)
     selection = select_from(documents, history, config)
-    fresh = inspect(selection.fresh, named=named_files(config.sources))
+    with inspection_pool(config.environment.pdf) as pool:  # DOCROUTER_PDF_* as the run has them
+        fresh = inspect(selection.fresh, pool, named=named_files(config.sources))
     inspected = {id(doc): (doc, inspection) for doc, inspection in fresh}
     wanted = {id(d) for d in selection.copies}
     pairs = [inspected.get(id(d), (d, None)) for d in documents if id(d) in inspected or id(d) in wanted]

@@ -36,7 +36,6 @@ from docrouter.discover.fetching import (
     CACHE_DIR,
     MAX_REDIRECTS,
     Fetcher,
-    FetchLimits,
     FetchTotals,
     UrlCache,
     fetch_outside_run,
@@ -45,7 +44,7 @@ from docrouter.discover.urls import check_url_lists, is_url, url_sources
 from docrouter.inspect.images import ImageDecoder, image_pool
 from docrouter.inspect.inspection import Inspection, inspect_isolated, inspection_pool
 from docrouter.inspect.isolation import WorkerPool
-from docrouter.inspect.pdfwork import PdfLimits, PdfLog, TextWorkers
+from docrouter.inspect.pdfwork import PdfLog, TextWorkers
 from docrouter.progress import Progress
 from docrouter.results import Extraction, Result
 from docrouter.route.answers import AnswerLength, expected_answer, read_user_history, remember_answers
@@ -134,7 +133,7 @@ async def open_session(
         reasoning = resolve_reasoning(config.reasoning, model, config.max_tokens)
         run_id = new_run_id()
         writer = stack.enter_context(lease.acquire(Path(config.out), config.shard, config.shards, run_id))
-        limits = PdfLimits.from_env()
+        limits = config.environment.pdf
         pdf_log = PdfLog(Path(config.out) / "logs" / f"{run_id}.log")
         text_workers = stack.enter_context(TextWorkers(limits, log=pdf_log))
         # Durability comes from the fsynced journal; the flush interval only sets how many Parquet parts appear.
@@ -142,7 +141,12 @@ async def open_session(
         history = read_history(store.out_dir, config.model, config.prompt_sha256)
         http = await stack.enter_async_context(_http_client(config.concurrency))
         client = OpenRouterClient(
-            http, base_url=base_url, api_key=key, referer=config.referer, title=config.title, price_capped=True
+            http,
+            base_url=base_url,
+            api_key=key,
+            referer=config.environment.referer,
+            title=config.environment.title,
+            price_capped=True,
         )
         dispatcher = Dispatcher(
             client=client,
@@ -167,7 +171,7 @@ async def open_session(
             fallback_models=config.fallback_models,
         )
         inspector = stack.enter_context(inspection_pool(limits))
-        fetcher = Fetcher(http, UrlCache(Path(config.out) / CACHE_DIR))
+        fetcher = Fetcher(http, UrlCache(Path(config.out) / CACHE_DIR), config.environment.fetch)
         jobs = JobContext(
             run=RunColumns(
                 run_id, config.model, config.prompt_sha256, extracting.schema.sha256 if extracting else None
@@ -176,6 +180,7 @@ async def open_session(
             model=model,
             prices=PriceBook(ocr_fee_per_page=config.ocr_fee_per_page, ceiling=ceiling),
             dispatcher=dispatcher,
+            limits=config.environment.split,
             stored_annotations=store.annotations_for,
             images=ImageDecoder(stack.enter_context(image_pool())),
             named_files=named_files(config.sources),
@@ -247,11 +252,9 @@ def check_sources(sources: Iterable[str], url_lists: Sequence[str] = ()) -> None
 
 
 def check_run(config: RunConfig, *, key_block: str | None = None) -> None:
-    """Run-level errors found before a run starts: a missing source, an unwritable DIR, no API key, a bad
-    DOCROUTER_PDF_* or DOCROUTER_URL_* limit."""
+    """Run-level errors found before a run starts: a missing source, an unwritable DIR, no API key (a bad
+    environment variable is found earlier, by Environment.read when the command line resolves its config)."""
     check_sources(config.sources, config.urls)
-    PdfLimits.from_env()
-    FetchLimits.from_env()  # a bad DOCROUTER_URL_* value is a one-line error here, not a failed flow
     out = Path(config.out)
     if out.exists() and not out.is_dir():
         raise errors.ConfigError(f"cannot write to {out}: it is a file, not a folder")
@@ -285,7 +288,7 @@ def planned_urls(config: RunConfig) -> Iterator[tuple[list[Document], FetchTotal
         folder = (
             Path(config.out) / CACHE_DIR if config.out else Path(stack.enter_context(tempfile.TemporaryDirectory()))
         )
-        yield fetch_outside_run(sources, folder)
+        yield fetch_outside_run(sources, folder, config.environment.fetch)
 
 
 def has_urls(config: RunConfig) -> bool:

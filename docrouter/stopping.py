@@ -1,8 +1,9 @@
 """Ctrl-C and SIGTERM as a cooperative stop: stop sending, keep what arrives within a grace period, exit.
 
-The first signal only sets a flag and wakes whoever listens (the run stops its dispatcher, waits up to GRACE_S
-for the answers in flight, records them and ends); a second one aborts at once. The CLI installs one Stopper
-per process; a run flow started by a Prefect worker has none and keeps Prefect's own SIGTERM handling.
+The first signal only sets a flag and wakes whoever listens (the run stops its dispatcher, waits up to the grace
+period, Environment.stop_grace_s, for the answers in flight, records them and ends); a second one aborts at
+once. The CLI installs one Stopper per process; a run flow started by a Prefect worker has none and keeps
+Prefect's own SIGTERM handling.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from typing import Any, TypeVar
 
 from docrouter.errors import RunFatal
 
-GRACE_S = float(os.environ.get("DOCROUTER_STOP_GRACE_SECONDS", "10"))
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 T = TypeVar("T")
 
@@ -130,7 +130,7 @@ def wake_on_stop(stopper: Stopper | None, action: Callable[[], None]) -> asyncio
     return stopped
 
 
-async def finish_or_stop(work: Awaitable[T], stopped: asyncio.Event, grace_s: float = GRACE_S) -> T | None:
+async def finish_or_stop(work: Awaitable[T], stopped: asyncio.Event, grace_s: float) -> T | None:
     """`work`'s result; if `stopped` is set first, up to `grace_s` more for it to finish (no new sends, so only
     answers in flight), then it is cancelled and None is returned."""
     task = asyncio.ensure_future(work)

@@ -22,6 +22,7 @@ from docrouter.call.columns import arrow_schema
 from docrouter.call.extraction import first_json_object, load_schema, parse_schema
 from docrouter.config import INLINE_SCHEMA_CHARS, RunConfig, config_from_parameters, flow_parameters
 from docrouter.emulator import Emulator, Faults
+from docrouter.environment import Environment
 from docrouter.errors import ConfigError
 from docrouter.results import Extraction, Result
 from docrouter.route.splitting import ENV_MAX_PART_PAGES
@@ -324,6 +325,7 @@ def extract(tmp_path: Path, emulator: Emulator, schema: dict[str, Any], *, model
         concurrency=4,
         schema=load_schema(str(path)).text,
         schema_file=str(path),
+        environment=Environment.read(os.environ),  # as a flow run reads it when it starts (DOCROUTER_MAX_PART_PAGES)
     )
     import asyncio
 

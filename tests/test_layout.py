@@ -28,16 +28,16 @@ PACKAGES = {
 # The library's layers, lowest first: a module may import its own layer and the layers below it.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("docrouter", "docrouter.errors", "docrouter.results", "docrouter.vocabulary", "docrouter.budget",
-     "docrouter.redaction"),  # the vocabulary: imported by every stage
+     "docrouter.redaction", "docrouter.settings"),  # the vocabulary: imported by every stage
     ("docrouter.catalogue", "docrouter.pdf"),  # shared: the model catalogue and the PDF readers
     ("docrouter.discover",),
     ("docrouter.inspect",),
     ("docrouter.route",),
     ("docrouter.call",),
     ("docrouter.store",),
-    ("docrouter.config", "docrouter.stopping", "docrouter.progress", "docrouter.ledger", "docrouter.session",
-     "docrouter.planning", "docrouter.summary", "docrouter.forecast", "docrouter.pilot", "docrouter.promptroom",
-     "docrouter.references"),  # the composition root and its parts
+    ("docrouter.config", "docrouter.environment", "docrouter.stopping", "docrouter.progress", "docrouter.ledger",
+     "docrouter.session", "docrouter.planning", "docrouter.summary", "docrouter.forecast", "docrouter.pilot",
+     "docrouter.promptroom", "docrouter.references"),  # the composition root and its parts
 )  # fmt: skip
 EMULATOR_MAY_IMPORT = ("docrouter", "docrouter.errors", "docrouter.vocabulary", "docrouter.catalogue", "docrouter.pdf")
 OUTSIDE = {  # what the packages outside the library may import of each other (all may import docrouter)

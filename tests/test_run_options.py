@@ -45,19 +45,6 @@ def test_ocr_fee_and_pdf_text_name_reach_the_estimate_and_the_wire(
     assert current.set_index("path").loc[text].engine == "pdf-text"  # the default wire name is accepted
 
 
-def test_attribution_headers_come_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from docrouter.config import RunConfig
-
-    monkeypatch.setenv("OPENROUTER_HTTP_REFERER", "https://example.org/archive")
-    monkeypatch.setenv("OPENROUTER_APP_TITLE", "Archive bot")
-    config = RunConfig(sources=("x",), out=str(tmp_path))
-    assert (config.referer, config.title) == ("https://example.org/archive", "Archive bot")
-    monkeypatch.delenv("OPENROUTER_HTTP_REFERER")
-    monkeypatch.delenv("OPENROUTER_APP_TITLE")
-    config = RunConfig(sources=("x",), out=str(tmp_path))
-    assert (config.referer, config.title) == (None, "docrouter")
-
-
 def test_flow_parameters_describe_the_config_exactly_and_name_only_flow_parameters(tmp_path: Path) -> None:
     import inspect
 

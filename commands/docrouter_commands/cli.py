@@ -18,11 +18,7 @@ from typing import Any, NoReturn
 
 from docrouter import __version__
 from docrouter.config import (
-    DATA_COLLECTION,
-    DEFAULT_MODEL,
-    DEFAULT_PROMPT,
-    ENGINES,
-    PROVIDER_SORTS,
+    SETTINGS,
     RunConfig,
     comma_list,
     flow_parameters,
@@ -30,12 +26,13 @@ from docrouter.config import (
     resolve_api_key,
     schema_fields,
 )
-from docrouter.discover.urls import DEFAULT_CACHE_BYTES, SEND_URLS, parse_size, stash_command_line_urls
+from docrouter.discover.urls import parse_size, size_text, stash_command_line_urls
+from docrouter.environment import DEFAULT_STOP_GRACE_S, Environment
 from docrouter.errors import ConfigError, DocrouterError
 from docrouter.redaction import protect, redacted
 from docrouter.references import portable
 from docrouter.results import VALIDITY
-from docrouter.route.reasoning import SETTINGS
+from docrouter.settings import Described
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -74,50 +71,15 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a number of bytes such as 500M or 2G, got {text!r}") from None
 
 
-def _add_preferences(p: argparse.ArgumentParser) -> None:
-    """How answers are asked for and where OpenRouter may route them (sent with every request)."""
-    p.add_argument("--temperature", type=_number, default=0.0, help="sampling temperature, 0..2 (default 0)")
-    system = p.add_mutually_exclusive_group()
-    system.add_argument(
-        "--system-prompt", metavar="TEXT", help="a system message sent before every request (default: none)"
-    )
-    system.add_argument("--system-prompt-file", metavar="F", help="read the system message from a file (default: none)")
-    p.add_argument(
-        "--data-collection",
-        choices=DATA_COLLECTION,
-        help="deny: only providers that do not store or train on data (default: the account's setting)",
-    )
-    p.add_argument("--zdr", action="store_true", help="only zero-data-retention endpoints")
-    p.add_argument(
-        "--provider-order",
-        metavar="A,B",
-        help="providers to try first, in this order (OpenRouter slugs; default: OpenRouter's choice)",
-    )
-    p.add_argument(
-        "--provider-sort",
-        choices=PROVIDER_SORTS,
-        help="prefer providers by price, throughput or latency (default: OpenRouter's load balancing)",
-    )
-    p.add_argument(
-        "--fallback-models",
-        metavar="M1,M2",
-        help="models to answer with when --model fails (estimates and the budget count the dearest; default: none)",
-    )
-
-
-def _add_selection(p: argparse.ArgumentParser) -> None:
+def _add_sources(p: argparse.ArgumentParser) -> None:
     p.add_argument("sources", nargs="*", metavar="SOURCE", help="folders (walked recursively), files or http(s) URLs")
-    p.add_argument(
-        "--urls",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="a list of URLs to read: one per line (# comments) or a CSV with a url column; repeatable (default: none)",
-    )
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"OpenRouter model id (default {DEFAULT_MODEL})")
-    prompt = p.add_mutually_exclusive_group()
-    prompt.add_argument("--prompt", help="what to ask of every document (default: a short summary)")
-    prompt.add_argument("--prompt-file", metavar="F", help="read the prompt from a file (default: none, --prompt)")
+
+
+def _add_settings(p: argparse.ArgumentParser, command: str) -> None:
+    """The flags of the run settings `command` takes, built from their descriptions (docrouter.settings)."""
+    for described in SETTINGS:
+        if described.setting.is_flag and (command == "run" or not described.setting.run_only):
+            _add_setting(p, described)
     p.add_argument(
         "--schema",
         metavar="FILE",
@@ -125,38 +87,54 @@ def _add_selection(p: argparse.ArgumentParser) -> None:
         "DIR/extractions/ (the default prompt becomes an extraction prompt; --prompt is sent with the schema; "
         "default: none, free-text answers)",
     )
-    p.add_argument("--engine", choices=ENGINES, default="auto", help="force one engine for all PDFs")
-    p.add_argument(
-        "--include", action="append", default=[], metavar="GLOB", help="only paths matching (default: every file)"
-    )
-    p.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip paths matching (default: none)")
-    p.add_argument("--max-tokens", type=_whole_number, default=1024, help="answer length cap (default 1024)")
-    p.add_argument(
-        "--reasoning",
-        choices=SETTINGS,
-        default="auto",
-        help="reasoning effort sent to the model (default auto: off where the model allows, else low); "
-        "an effort adds its reasoning budget to max_tokens, and to estimates and reservations",
-    )
-    p.add_argument("--offline", action="store_true", help="use the built-in emulator: no key, no network")
-    p.add_argument("--base-url", help="API base URL (default $OPENROUTER_BASE_URL or OpenRouter's)")
-    p.add_argument("--ocr-fee", type=_number, default=0.002, help="mistral-ocr USD per page, 0..1 (default 0.002)")
-    p.add_argument("--pdf-text-name", default="cloudflare-ai", help="wire name of the free PDF text engine")
-    p.add_argument(
-        "--price-headroom",
-        type=_number,
-        default=0.25,
-        metavar="FRACTION",
-        help="provider.max_price = catalogue price x (1 + FRACTION); 0..10 (default 0.25)",
-    )
-    p.add_argument(
-        "--max-price",
-        metavar="PROMPT,COMPLETION",
-        help="most to pay in USD per million prompt,completion tokens (needed for models without a listed price; "
-        "default: the listed price plus --price-headroom)",
-    )
-    p.add_argument("--refresh-models", action="store_true", help="re-read the model list, ignoring the cache")
-    _add_preferences(p)
+
+
+_READ = {"number": _number, "whole": _whole_number, "size": _size}
+
+
+def _add_setting(p: argparse.ArgumentParser, described: Described) -> None:
+    """One setting's flag (and its read-from-a-file twin, one or the other), its help showing its default."""
+    how = described.setting
+    group: Any = p.add_mutually_exclusive_group() if how.from_file else p
+    options: dict[str, Any] = {"help": _help(described), "default": _flag_default(described)}
+    if how.kind in ("switch", "repeat"):
+        options["action"] = "store_true" if how.kind == "switch" else "append"
+    elif how.kind in _READ:
+        options["type"] = _READ[how.kind]
+    if how.choices:
+        options["choices"] = how.choices
+    if how.metavar:
+        options["metavar"] = how.metavar
+    group.add_argument(described.flag, **options)
+    if how.from_file:
+        group.add_argument(how.from_file[0], metavar="F", help=how.from_file[1])
+
+
+def _help(described: Described) -> str:
+    """The flag's help with its default and range filled in, as a user types them (2G, 0.002, 0)."""
+    how = described.setting
+    assert how.help is not None
+    low, high = how.bounds or (None, None)
+    return how.help.format(default=default_text(described), low=_shown(low), high=_shown(high))
+
+
+def default_text(described: Described) -> str:
+    """A setting's default as a user would type it (2G, 0.002, 0): in --help, and in the README."""
+    return size_text(described.default) if described.setting.kind == "size" else _shown(described.default)
+
+
+def _shown(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _flag_default(described: Described) -> Any:
+    """The argparse default: the setting's default as the flag would give it (a list, an A,B text, or None)."""
+    default = described.default
+    if described.setting.kind == "repeat":
+        return list(default)
+    if described.setting.kind == "commas":
+        return ",".join(default) or None
+    return default
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -203,41 +181,17 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=HelpFormatter,
         epilog=EXAMPLES["run"] + "\n\nexit status: 0 finished (failed documents are rows); 1 stopped by a 401/402;\n"
         "2 bad arguments, unwritable DIR, or DIR (this shard) is being written by another run;\n"
-        "130 / 143 interrupted by Ctrl-C / SIGTERM (answers in flight within 10 s are recorded;\n"
+        f"130 / 143 interrupted by Ctrl-C / SIGTERM (answers in flight within {DEFAULT_STOP_GRACE_S:g} s are "
+        "recorded;\n"
         "a second Ctrl-C aborts at once)",
     )
-    _add_selection(run)
+    _add_sources(run)
     run.add_argument("--out", required=True, metavar="DIR", help="output folder (results/, annotations/)")
-    run.add_argument(
-        "--budget", type=_number, metavar="USD", help="hard cap on money spent (>= 0; 0 sends nothing; default: no cap)"
-    )
-    run.add_argument("--concurrency", type=_whole_number, default=16, help="requests in flight, 1..1024 (default 16)")
-    run.add_argument("--max-attempts", type=_whole_number, default=6, help="attempts per request, 1..100 (default 6)")
-    run.add_argument("--reprocess", action="store_true", help="answer again documents already answered")
-    run.add_argument(
-        "--retry-failed",
-        action="store_true",
-        help="try again unchanged files whose last row is a terminal failure (encrypted, corrupt, unsupported...)",
-    )
+    _add_settings(run, "run")
     run.add_argument(
         "--key-block",
         metavar="NAME",
         help="read the API key from this Prefect Secret block (default: $OPENROUTER_API_KEY)",
-    )
-    run.add_argument("--batch-size", type=_whole_number, default=100, help="documents per Prefect task (1..100000)")
-    run.add_argument(
-        "--send-urls",
-        choices=SEND_URLS,
-        default="auto",
-        help="auto (default): send URL images and server-parsed PDFs by URL when their server says unchanged; "
-        "never: upload the fetched bytes (URLs the API cannot reach: intranet, expiring signatures)",
-    )
-    run.add_argument(
-        "--url-cache-size",
-        type=_size,
-        default=DEFAULT_CACHE_BYTES,
-        metavar="BYTES",
-        help="fetched URL bytes kept under DIR/_urls once answered (default 2G; K, M, G suffixes)",
     )
 
     plan = sub.add_parser(
@@ -246,7 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=HelpFormatter,
         epilog=EXAMPLES["plan"],
     )
-    _add_selection(plan)
+    _add_sources(plan)
+    _add_settings(plan, "plan")
     plan.add_argument(
         "--out",
         metavar="DIR",
@@ -262,12 +217,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="answer N documents sampled across engines and sizes for real (recorded in --out DIR, so the run "
         "never pays for them again), then forecast the whole run's cost and time with a 95%% interval "
         "(default 0: no pilot)",
-    )
-    plan.add_argument(
-        "--budget",
-        type=_number,
-        metavar="USD",
-        help="with --pilot: hard cap on what the pilot spends (default: no cap)",
     )
 
     report = sub.add_parser(
@@ -306,54 +255,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _prompt(args: argparse.Namespace) -> str:
-    if args.prompt_file:
-        return read_prompt_file(args.prompt_file)
-    return DEFAULT_PROMPT if args.prompt is None else args.prompt  # --prompt "" is an error, not the default
-
-
-def _system_prompt(args: argparse.Namespace) -> str | None:
-    if args.system_prompt_file:
-        return read_prompt_file(args.system_prompt_file, "--system-prompt-file")
-    return args.system_prompt
-
-
 def run_config(args: argparse.Namespace) -> RunConfig:
+    """The RunConfig that `run`'s or `plan`'s arguments and this process's environment describe."""
+    values = {d.field: _value(args, d) for d in SETTINGS if d.setting.is_flag and hasattr(args, d.parameter)}
     return RunConfig(
         sources=tuple(args.sources),
         out=getattr(args, "out", None) or "",
-        model=args.model,
-        prompt=_prompt(args),
-        engine=args.engine,
-        budget_usd=getattr(args, "budget", None),
-        concurrency=getattr(args, "concurrency", 16),
-        max_attempts=getattr(args, "max_attempts", 6),
-        include=tuple(args.include),
-        exclude=tuple(args.exclude),
-        reprocess=getattr(args, "reprocess", False),
-        retry_failed=getattr(args, "retry_failed", False),
-        offline=args.offline,
-        max_tokens=args.max_tokens,
-        base_url=args.base_url,
-        pdf_text_wire_name=args.pdf_text_name,
-        ocr_fee_per_page=args.ocr_fee,
-        batch_size=getattr(args, "batch_size", 100),
-        price_headroom=args.price_headroom,
-        max_price=args.max_price,
-        refresh_models=args.refresh_models,
-        urls=tuple(args.urls),
-        send_urls=getattr(args, "send_urls", "auto"),
-        url_cache_size=getattr(args, "url_cache_size", DEFAULT_CACHE_BYTES),
+        **values,
         **schema_fields(args.schema),
-        reasoning=args.reasoning,
-        temperature=args.temperature,
-        system_prompt=_system_prompt(args),
-        data_collection=args.data_collection,
-        zdr=args.zdr,
-        provider_order=comma_list(args.provider_order),
-        provider_sort=args.provider_sort,
-        fallback_models=comma_list(args.fallback_models),
+        environment=Environment.read(os.environ),  # the command's one read of the environment
     )
+
+
+def _value(args: argparse.Namespace, described: Described) -> Any:
+    """One setting's value as RunConfig takes it, from its flag (or the file its twin flag names)."""
+    how, value = described.setting, getattr(args, described.parameter)
+    if how.from_file:
+        flag = how.from_file[0]
+        path = getattr(args, flag.removeprefix("--").replace("-", "_"))
+        if path:
+            return read_prompt_file(path, flag)
+    if how.kind == "repeat":
+        return tuple(value)
+    return comma_list(value) if how.kind == "commas" else value  # --prompt "" is an error, not the default
 
 
 def cmd_run(args: argparse.Namespace) -> int:

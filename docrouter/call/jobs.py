@@ -62,7 +62,7 @@ class JobContext:
     prices: PriceBook
     dispatcher: Dispatcher
     stored_annotations: Callable[[str], Sequence[Annotation]]
-    limits: SplitLimits = field(default_factory=SplitLimits.from_env)
+    limits: SplitLimits = field(default_factory=SplitLimits)
     images: ImageDecoder = field(default_factory=ImageDecoder)
     named_files: frozenset[str] = frozenset()  # files named as sources: their symlinks are followed anywhere
     # Per-page text for local-text: the run passes bounded worker processes (pdfwork.TextWorkers.extract).

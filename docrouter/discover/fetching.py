@@ -54,7 +54,7 @@ class FetchLimits:
     per_host: int = 4
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> FetchLimits:
+    def from_env(cls, environ: Mapping[str, str]) -> FetchLimits:
         """The defaults, overridden by DOCROUTER_URL_TIMEOUT_S and DOCROUTER_URL_MAX_BYTES."""
         limits = cls()
         if environ.get(ENV_TIMEOUT):
@@ -156,7 +156,7 @@ class Fetcher:
 
     http: httpx.AsyncClient
     cache: UrlCache
-    limits: FetchLimits = field(default_factory=FetchLimits.from_env)
+    limits: FetchLimits = field(default_factory=FetchLimits)
     totals: FetchTotals = field(default_factory=FetchTotals)
     _hosts: dict[str, asyncio.Semaphore] = field(default_factory=dict)
 
@@ -261,12 +261,14 @@ class Fetcher:
         return sha.hexdigest(), head, size
 
 
-def fetch_outside_run(sources: Sequence[UrlSource], folder: Path) -> tuple[list[Document], FetchTotals]:
+def fetch_outside_run(
+    sources: Sequence[UrlSource], folder: Path, limits: FetchLimits
+) -> tuple[list[Document], FetchTotals]:
     """Fetch URL sources without a run (`plan`): a client of its own, the cache in `folder`."""
 
     async def fetch() -> tuple[list[Document], FetchTotals]:
         async with httpx.AsyncClient(max_redirects=MAX_REDIRECTS) as http:
-            fetcher = Fetcher(http, UrlCache(folder))
+            fetcher = Fetcher(http, UrlCache(folder), limits)
             return await fetcher.documents(sources), fetcher.totals
 
     return asyncio.run(fetch())

@@ -37,6 +37,14 @@ def parse_size(text: str) -> int:
     return int(number * scale)
 
 
+def size_text(size: int) -> str:
+    """A byte count as parse_size reads it, in the largest unit that divides it (2147483648: 2G)."""
+    for suffix, scale in (("G", 1024**3), ("M", 1024**2), ("K", 1024)):
+        if size and size % scale == 0:
+            return f"{size // scale}{suffix}"
+    return str(size)
+
+
 @dataclass(frozen=True)
 class UrlSource:
     """One URL to fetch, and the source it came from (a list file's path, or `urls`)."""

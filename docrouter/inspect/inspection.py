@@ -133,7 +133,7 @@ def inspect_isolated(
     """
     with contextlib.ExitStack() as stack:
         if pool is None:
-            pool = stack.enter_context(inspection_pool(PdfLimits.from_env()))
+            pool = stack.enter_context(inspection_pool())  # the default limits (a run passes its own pool)
         for doc, outcome in pool.map(docs):
             yield doc, outcome if isinstance(outcome, Inspection) else _failed(doc, outcome)
 

@@ -8,11 +8,10 @@ the time limit is `too_complex` (terminal: the same bytes would overrun again), 
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,16 +30,16 @@ class PdfLimits:
     memory_mb: int = 1024
 
     @classmethod
-    def from_env(cls) -> PdfLimits:
+    def from_env(cls, environ: Mapping[str, str]) -> PdfLimits:
         """DOCROUTER_PDF_TIME_LIMIT_S and DOCROUTER_PDF_MEMORY_MB, or the defaults; a ConfigError for bad values."""
         return cls(
-            time_s=_positive("DOCROUTER_PDF_TIME_LIMIT_S", cls.time_s, float),
-            memory_mb=int(_positive("DOCROUTER_PDF_MEMORY_MB", cls.memory_mb, int)),
+            time_s=_positive(environ, "DOCROUTER_PDF_TIME_LIMIT_S", cls.time_s, float),
+            memory_mb=int(_positive(environ, "DOCROUTER_PDF_MEMORY_MB", cls.memory_mb, int)),
         )
 
 
-def _positive(name: str, default: float, kind: type[float] | type[int]) -> float:
-    raw = os.environ.get(name, "").strip()
+def _positive(environ: Mapping[str, str], name: str, default: float, kind: type[float] | type[int]) -> float:
+    raw = environ.get(name, "").strip()
     if not raw:
         return default
     try:

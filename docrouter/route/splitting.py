@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import math
-import os
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -37,7 +36,7 @@ class SplitLimits:
         return self.max_pages.get(engine, 100)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> SplitLimits:
+    def from_env(cls, environ: Mapping[str, str]) -> SplitLimits:
         """The defaults, overridden by DOCROUTER_MAX_REQUEST_BYTES and DOCROUTER_MAX_PART_PAGES (every engine)."""
         limits = cls()
         if environ.get(ENV_MAX_REQUEST_BYTES):

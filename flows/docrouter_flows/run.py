@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from typing import Any, TypeVar, cast
@@ -14,8 +15,8 @@ from prefect.utilities.annotations import quote
 
 from docrouter import session as runs
 from docrouter import stopping
-from docrouter.config import DEFAULT_MODEL, DEFAULT_PROMPT, RunConfig, config_from_parameters
-from docrouter.discover.urls import DEFAULT_CACHE_BYTES
+from docrouter.config import RUN_DEFAULTS, RunConfig, config_from_parameters
+from docrouter.environment import Environment
 from docrouter.errors import RunFatal
 from docrouter.pilot import read_forecast
 from docrouter.progress import Display, Progress
@@ -33,47 +34,47 @@ INSPECTING_BATCHES = 2  # batches inspected at once, each by its own worker proc
 async def docrouter_run(
     sources: list[str],
     out: str,
-    model: str = DEFAULT_MODEL,
-    prompt: str = DEFAULT_PROMPT,
+    model: str = RUN_DEFAULTS["model"],
+    prompt: str = RUN_DEFAULTS["prompt"],
     prompt_file: str | None = None,
-    engine: str = "auto",
-    budget: float | None = None,
-    concurrency: int = 16,
-    max_attempts: int = 6,
+    engine: str = RUN_DEFAULTS["engine"],
+    budget: float | None = RUN_DEFAULTS["budget"],
+    concurrency: int = RUN_DEFAULTS["concurrency"],
+    max_attempts: int = RUN_DEFAULTS["max_attempts"],
     include: list[str] | None = None,
     exclude: list[str] | None = None,
-    reprocess: bool = False,
-    retry_failed: bool = False,
-    offline: bool = False,
-    max_tokens: int = 1024,
-    base_url: str | None = None,
+    reprocess: bool = RUN_DEFAULTS["reprocess"],
+    retry_failed: bool = RUN_DEFAULTS["retry_failed"],
+    offline: bool = RUN_DEFAULTS["offline"],
+    max_tokens: int = RUN_DEFAULTS["max_tokens"],
+    base_url: str | None = RUN_DEFAULTS["base_url"],
     key_block: str | None = None,
-    batch_size: int = 100,
-    shard: int = 0,
-    shards: int = 1,
-    ocr_fee: float = 0.002,
-    pdf_text_name: str = "cloudflare-ai",
-    price_headroom: float = 0.25,
-    max_price: list[float] | None = None,
-    refresh_models: bool = False,
+    batch_size: int = RUN_DEFAULTS["batch_size"],
+    shard: int = RUN_DEFAULTS["shard"],
+    shards: int = RUN_DEFAULTS["shards"],
+    ocr_fee: float = RUN_DEFAULTS["ocr_fee"],
+    pdf_text_name: str = RUN_DEFAULTS["pdf_text_name"],
+    price_headroom: float = RUN_DEFAULTS["price_headroom"],
+    max_price: list[float] | None = RUN_DEFAULTS["max_price"],
+    refresh_models: bool = RUN_DEFAULTS["refresh_models"],
     urls: list[str] | None = None,
-    send_urls: str = "auto",
-    url_cache_size: int = DEFAULT_CACHE_BYTES,
+    send_urls: str = RUN_DEFAULTS["send_urls"],
+    url_cache_size: int = RUN_DEFAULTS["url_cache_size"],
     extraction_schema: dict[str, Any] | str | None = None,
-    reasoning: str = "auto",
-    temperature: float = 0.0,
-    system_prompt: str | None = None,
-    system_prompt_file: str | None = None,
-    data_collection: str | None = None,
-    zdr: bool = False,
+    reasoning: str = RUN_DEFAULTS["reasoning"],
+    temperature: float = RUN_DEFAULTS["temperature"],
+    system_prompt: str | None = RUN_DEFAULTS["system_prompt"],
+    data_collection: str | None = RUN_DEFAULTS["data_collection"],
+    zdr: bool = RUN_DEFAULTS["zdr"],
     provider_order: list[str] | None = None,
-    provider_sort: str | None = None,
+    provider_sort: str | None = RUN_DEFAULTS["provider_sort"],
     fallback_models: list[str] | None = None,
     show_progress: bool = False,
 ) -> dict[str, Any]:
     """Answer every document under `sources` and in the `urls` list files, and write results to `out` (the API
     key never is a parameter; keep signed URLs in list files, not in `sources`)."""
-    config = config_from_parameters(locals())  # the first statement: locals() are exactly the parameters
+    # The first statement: locals() are exactly the parameters. The environment is this process's (a worker's).
+    config = config_from_parameters(locals(), Environment.read(os.environ))
     stopper = stopping.active()  # the CLI's: Ctrl-C and SIGTERM stop the run cleanly (a worker keeps Prefect's)
     if stopper is None:
         return await _run(config, key_block, show_progress, None)
@@ -114,7 +115,8 @@ async def _run(
             selection.known_failures,
         )
         async with showing(progress, display, get_run_logger()):
-            progress_id = await stopping.finish_or_stop(process_batches(session, selection), stopped)
+            grace_s = config.environment.stop_grace_s
+            progress_id = await stopping.finish_or_stop(process_batches(session, selection), stopped, grace_s)
             runs.write_copies(session, selection.copies)
         runs.evict_urls(session)
         runs.remember_answer_lengths(session)
