@@ -44,10 +44,6 @@ class Dispatcher:
     fatal: errors.RunFatal | None = None
     requests_sent: int = 0
 
-    @property
-    def stopped(self) -> bool:
-        return self.fatal is not None
-
     async def send(
         self,
         build: Callable[[tuple[dict[str, Any], ...]], dict[str, Any]],
