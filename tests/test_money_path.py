@@ -32,6 +32,7 @@ from docrouter.call.limits import AdaptiveLimiter, RetryPolicy
 from docrouter.call.payloads import RequestOptions
 from docrouter.call.rows import Job, RunColumns
 from docrouter.catalogue import parse_models
+from docrouter.concurrency import Concurrency
 from docrouter.config import RunConfig
 from docrouter.discover.documents import discover_documents
 from docrouter.emulator import Emulator, Faults, RequestRecord
@@ -49,6 +50,7 @@ MODEL = "meta-llama/llama-3.3-70b-instruct"  # no file input: PDFs go as local t
 PROMPT = "Summarize this document."
 MAX_TOKENS = 256
 POLICY = RetryPolicy(max_attempts=6, base_s=0.5, cap_s=60.0, max_elapsed_s=600.0)
+FOUR_SLOTS = Concurrency.of(4, 100)
 CONFIG = RunConfig(sources=("docs",), out="", model=MODEL, prompt=PROMPT, max_tokens=MAX_TOKENS)
 
 
@@ -100,7 +102,7 @@ async def rig(
     budget: float | None = None,
     engine: str = "auto",
     limits: SplitLimits | None = None,
-    concurrency: int = 4,
+    concurrency: Concurrency = FOUR_SLOTS,
     run_id: str = "money-path",
 ) -> AsyncIterator[Rig]:
     """The call stage as open_session builds it, over the emulator's app (or `transport`), with fake time."""
@@ -109,7 +111,7 @@ async def rig(
         model = parse_models((await catalogue.get(f"{BASE_URL}/models")).json())[MODEL]
         time = FakeTime()
         client = OpenRouterClient(http, base_url=BASE_URL, api_key=emulator.api_key)
-        limiter = AdaptiveLimiter(concurrency, clock=time.clock)
+        limiter = AdaptiveLimiter(concurrency.request_slots, clock=time.clock)
         dispatcher = Dispatcher(
             client, limiter, Budget(budget), POLICY, rng=random.Random(5), sleep=time.sleep, clock=time.clock
         )
@@ -121,6 +123,7 @@ async def rig(
             prices=prices,
             dispatcher=dispatcher,
             stored_annotations=lambda _: (),
+            bodies_in_memory=concurrency.bodies_in_memory,
             limits=limits or SplitLimits(),
         )
         forced = None if engine == "auto" else engine
@@ -167,11 +170,11 @@ def test_an_answer_settles_its_reservation_at_what_the_emulator_billed(tmp_path:
     assert all(row.attempts == 1 and row.cost_usd > 0 and row.sent_as == "upload" for row in rows)
 
 
-@pytest.mark.parametrize("concurrency", [1, 3, 8])
-def test_no_request_is_sent_past_the_budget(tmp_path: Path, concurrency: int) -> None:
+@pytest.mark.parametrize("slots", [1, 3, 8])
+def test_no_request_is_sent_past_the_budget(tmp_path: Path, slots: int) -> None:
     async def scenario() -> tuple[list[Result], Budget, Emulator]:
         emulator = Emulator(seed=3)
-        async with rig(emulator, budget=0.01, engine="mistral-ocr", concurrency=concurrency) as r:
+        async with rig(emulator, budget=0.01, engine="mistral-ocr", concurrency=Concurrency.of(slots, 100)) as r:
             return await r.answer(*scans(tmp_path, 8)), r.budget, emulator
 
     rows, budget, emulator = asyncio.run(scenario())
@@ -197,7 +200,7 @@ def test_a_budget_of_zero_sends_nothing(tmp_path: Path) -> None:
 def test_an_ocr_fee_billed_above_list_price_is_learned_and_later_reservations_scale(tmp_path: Path) -> None:
     async def scenario() -> tuple[list[Result], Budget, Emulator]:
         emulator = Emulator(seed=3, ocr_fee_multiplier=3.0)
-        async with rig(emulator, budget=0.03, engine="mistral-ocr", concurrency=8) as r:
+        async with rig(emulator, budget=0.03, engine="mistral-ocr", concurrency=Concurrency.of(8, 100)) as r:
             return await r.answer(*scans(tmp_path, 8)), r.budget, emulator
 
     rows, budget, emulator = asyncio.run(scenario())
@@ -282,7 +285,7 @@ def test_backoff_without_any_hint_is_jittered_and_grows(tmp_path: Path) -> None:
 def test_a_401_stops_the_run_and_nothing_more_is_sent(tmp_path: Path) -> None:
     async def scenario() -> tuple[list[Result], Emulator, Dispatcher]:
         emulator = Emulator(seed=3, faults=Faults(fail_401=True))
-        async with rig(emulator, concurrency=1) as r:
+        async with rig(emulator, concurrency=Concurrency.of(1, 100)) as r:
             paths = write_corpus(tmp_path, text=3)
             first = await r.answer(paths[0])
             return first + await r.answer(*paths[1:]), emulator, r.jobs.dispatcher
@@ -373,7 +376,7 @@ def test_the_budget_holds_across_ranges_and_the_combining_request(tmp_path: Path
     # The smallest budget that answers the document (bisected), and just below it: the ranges were paid,
     # the combining request did not fit, and the row says so with what the ranges cost.
     low, high = 0.0, full.cost_usd * 20
-    for _ in range(14):
+    for _ in range(10):
         middle = (low + high) / 2
         low, high = (low, middle) if map_reduce(path, middle)[0].status == "ok" else (middle, high)
     row, budget, emulator = map_reduce(path, low)
@@ -409,3 +412,29 @@ def test_answered_documents_are_not_sent_again_and_copies_cost_nothing(tmp_path:
     assert [Path(d.path).name for d in selection.fresh] == ["new.pdf"] and sent == 1  # the new one only
     assert [Path(d.path).name for d in selection.copies] == ["same-bytes-elsewhere.pdf"]
     assert selection.already_done == 3
+
+
+# --- the concurrency limits the session draws are the ones the call stage keeps --------------------------------
+
+
+@pytest.mark.parametrize(("slots", "bodies", "most"), [(4, 1, 1), (4, 4, 4), (2, 4, 2)])
+def test_requests_in_flight_stay_within_the_request_slots_and_the_bodies_in_memory(
+    tmp_path: Path, slots: int, bodies: int, most: int
+) -> None:
+    limits = dataclasses.replace(Concurrency.of(slots, 100), bodies_in_memory=bodies)
+
+    async def scenario() -> Emulator:
+        emulator = Emulator(seed=3, latency=0.02)  # answers overlap when they may
+        async with rig(emulator, concurrency=limits) as r:
+            await r.answer(*write_corpus(tmp_path, text=6))
+        return emulator
+
+    emulator = asyncio.run(scenario())
+    assert max(r.in_flight_at_start for r in chats(emulator)) == most
+
+
+def test_the_batch_window_keeps_every_request_slot_busy_across_a_batch_boundary() -> None:
+    assert Concurrency.of(16, 100).batch_window == 3  # one batch more than fills 16 slots, one being inspected
+    assert Concurrency.of(64, 16).batch_window == 6  # 4 batches fill the slots, plus the tail and the next
+    limits = Concurrency.of(8, 100)
+    assert limits.request_slots == limits.bodies_in_memory == limits.unrecorded_answers == 8
