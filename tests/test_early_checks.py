@@ -9,6 +9,8 @@ import pytest
 from conftest import SAMPLES
 from test_cli import docrouter_cli
 
+pytestmark = pytest.mark.slow  # runs the command line in a subprocess
+
 TEXT_ONLY = "meta-llama/llama-3.3-70b-instruct"
 
 

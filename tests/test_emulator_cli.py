@@ -17,6 +17,8 @@ import pytest
 
 from docrouter.emulator import main_emulator
 
+pytestmark = pytest.mark.slow  # starts servers, subprocesses or Prefect flows
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import pytest
+
 from docrouter.progress import Display, Progress
 from pipeline import write_corpus
 from test_cli import docrouter_cli, prefect_filter
@@ -78,6 +80,7 @@ def test_on_a_terminal_a_bar_redrawn_on_every_tick() -> None:
     assert "4/4 docs | ok 4" in shown and "spent $0.0400 of $1.0000" in shown and "done" in shown
 
 
+@pytest.mark.slow
 def test_a_run_logs_progress_to_prefect_and_its_artifact_ends_at_the_final_numbers(
     prefect_api_url: str, tmp_path: Path
 ) -> None:
