@@ -49,7 +49,6 @@ class Budget:
     warn: Callable[[str], None] = LOG.warning
     spent_usd: float = 0.0
     reserved_usd: float = 0.0
-    overruns: int = 0  # settlements above their reservation (an estimate that was not an upper bound)
     ratios: dict[str, float] = field(default_factory=dict)  # fee kind -> billed / list price, once known
     notes: list[str] = field(default_factory=list)
     _probing: str | None = None  # the fee kind whose first request is in flight, alone
@@ -133,8 +132,6 @@ class Budget:
         reservation.settled = True
         self.reserved_usd = max(0.0, self.reserved_usd - reservation.amount)
         self.spent_usd += charged_usd
-        if charged_usd > reservation.amount + _EPSILON:
-            self.overruns += 1
         if reservation.bound is not None and fee_billed_usd is not None:
             self._learn(reservation.bound, fee_billed_usd)
         if reservation.probe:

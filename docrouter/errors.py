@@ -66,7 +66,6 @@ class DocrouterError(Exception):
 
     error_type = "error"
     retryable = False
-    fatal = False
 
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
@@ -76,8 +75,6 @@ class DocrouterError(Exception):
 
 class RunFatal(DocrouterError):
     """The whole run must stop sending requests."""
-
-    fatal = True
 
 
 class ConfigError(RunFatal):

@@ -32,7 +32,6 @@ class Progress:
     forecast_usd: float | None = None  # a `plan --pilot` forecast of this run's bill (the pilot's spend excluded)
     already_done: int = 0
     known_failures: int = 0  # terminal failures of earlier runs, left alone
-    copies: int = 0
     window_s: float = 30.0  # the ETA uses the throughput of the last `window_s` seconds
     _started: float = field(default=0.0)
     _finished_at: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))

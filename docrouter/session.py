@@ -30,6 +30,7 @@ from docrouter.call.payloads import DEFAULT_WIRE_NAMES, RequestOptions
 from docrouter.call.reading import still_discovered
 from docrouter.call.rows import Job, RunColumns, copy_row, unsent_row
 from docrouter.catalogue import Catalogue, ModelInfo, answering_model, cache_dir, cache_name, load_catalogue
+from docrouter.concurrency import Concurrency
 from docrouter.config import RunConfig, provider_preferences, resolve_api_key, resolve_base_url
 from docrouter.discover.documents import Document, check_source, discover_documents
 from docrouter.discover.fetching import (
@@ -67,6 +68,7 @@ class Session:
     store: Store
     progress: Progress
     base_url: str
+    concurrency: Concurrency  # every bound on what the run does at once (docrouter/concurrency.py)
     emulator_url: str | None = None
     history: History = field(default_factory=History)  # DIR as the run found it: its decisions rest on this
     router: Router | None = None  # fixed at the start, so every estimate is what `plan` said
@@ -84,10 +86,8 @@ class Session:
 
     def __post_init__(self) -> None:
         self.recorder = GroupCommit(self.store)
-        # Documents sent or answered but not yet on disk: never more than --concurrency, so a kill -9 can
-        # cost at most that many paid answers (a freed request slot must not start a new document while
-        # answers wait for their group fsync).
-        self.unrecorded = asyncio.Semaphore(self.config.concurrency)
+        # A freed request slot must not start a new document while answers wait for their group fsync.
+        self.unrecorded = asyncio.Semaphore(self.concurrency.unrecorded_answers)
 
     @property
     def dispatcher(self) -> Dispatcher:
@@ -139,7 +139,8 @@ async def open_session(
         # Durability comes from the fsynced journal; the flush interval only sets how many Parquet parts appear.
         store = stack.enter_context(Store(Path(config.out), run_id, flush_seconds=30.0, extraction=config.extraction))
         history = read_history(store.out_dir, config.model, config.prompt_sha256)
-        http = await stack.enter_async_context(_http_client(config.concurrency))
+        concurrency = Concurrency.of(config.concurrency, config.batch_size)
+        http = await stack.enter_async_context(_http_client(concurrency.request_slots))
         client = OpenRouterClient(
             http,
             base_url=base_url,
@@ -150,7 +151,7 @@ async def open_session(
         )
         dispatcher = Dispatcher(
             client=client,
-            limiter=AdaptiveLimiter(config.concurrency),
+            limiter=AdaptiveLimiter(concurrency.request_slots),
             budget=Budget(config.budget_usd),
             policy=RetryPolicy(max_attempts=config.max_attempts),
             rng=random.Random(),
@@ -170,7 +171,7 @@ async def open_session(
             provider=provider_preferences(config),
             fallback_models=config.fallback_models,
         )
-        inspector = stack.enter_context(inspection_pool(limits))
+        inspector = stack.enter_context(inspection_pool(limits, workers=concurrency.inspection_workers))
         fetcher = Fetcher(http, UrlCache(Path(config.out) / CACHE_DIR), config.environment.fetch)
         jobs = JobContext(
             run=RunColumns(
@@ -182,7 +183,8 @@ async def open_session(
             dispatcher=dispatcher,
             limits=config.environment.split,
             stored_annotations=store.annotations_for,
-            images=ImageDecoder(stack.enter_context(image_pool())),
+            bodies_in_memory=concurrency.bodies_in_memory,
+            images=ImageDecoder(stack.enter_context(image_pool(workers=concurrency.image_decodes))),
             named_files=named_files(config.sources),
             read_text=text_workers.extract,
             fetcher=fetcher if config.send_urls == "auto" else None,
@@ -202,6 +204,7 @@ async def open_session(
             store=store,
             progress=progress or Progress(budget_usd=config.budget_usd),
             base_url=base_url,
+            concurrency=concurrency,
             emulator_url=emulator_url,
         )
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _pytest.mark.expression import Expression  # how -m expressions are evaluated
 
 # Before anything imports prefect: a private PREFECT_HOME, no telemetry, quiet logs.
 _HOME = tempfile.mkdtemp(prefix="docrouter-prefect-home-")
@@ -47,6 +49,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "prefect_api_url" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.filterwarnings(PREFECT_SOCKET_LEAK))
+            item.add_marker(pytest.mark.slow)  # a test that needs the Prefect server is slow, marked or not
+
+
+# The quick loop (`pytest -m "not slow"`) does not even import a module marked slow as a whole: importing
+# them (prefect, openai, the flows) is most of what collecting them costs.
+_SLOW_MODULE = re.compile(r"^pytestmark = \[?\s*pytest\.mark\.slow\b", re.MULTILINE)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    if collection_path.suffix != ".py" or not collection_path.name.startswith("test_"):
+        return None
+    expression = config.getoption("markexpr")
+    if not expression or Expression.compile(expression).evaluate(lambda name, **_: name == "slow"):
+        return None  # slow tests are selected
+    return True if _SLOW_MODULE.search(collection_path.read_text()) else None
 
 
 @pytest.fixture(autouse=True)

@@ -17,6 +17,8 @@ from conftest import SAMPLES
 from docrouter.emulator import Emulator
 from pipeline import results
 
+pytestmark = pytest.mark.slow  # starts servers, subprocesses or Prefect flows
+
 SCRIPT = Path(sys.executable).with_name("docrouter")
 COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "docrouter_commands.cli"]
 TIMEOUT_S = 240

@@ -23,6 +23,9 @@ CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 NOT_DOCUMENTS = ("MANIFEST.csv", "README.md")  # the corpus's own description, not part of it
 
 pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.slow,
+    pytest.mark.slow,
     pytest.mark.corpus,
     pytest.mark.skipif(not CORPUS.is_dir(), reason=f"the shared corpus is not present at {CORPUS}"),
 ]

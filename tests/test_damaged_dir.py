@@ -60,6 +60,7 @@ def test_a_writer_quarantines_a_damaged_part_and_keeps_the_rest(
     assert sorted(read_results(out).doc_id) == [doc(10), doc(11), doc(20)]
 
 
+@pytest.mark.slow
 def test_report_reads_what_it_can_and_names_the_damaged_part_in_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

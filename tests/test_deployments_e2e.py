@@ -38,6 +38,9 @@ from docrouter_flows.backfill_report import (
 from docrouter_flows.run import docrouter_run
 from prefect_server import PrefectServer, Service, prefect_executable, running_prefect_server
 
+# Its end-to-end tests start Prefect servers and workers; the others import the flows (and so prefect).
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[1]
 POOL = "docrouter-pool"
 KEY_BLOCK = "openrouter-api-key"

@@ -278,6 +278,7 @@ def shared_tmp() -> Iterator[Path]:
     shutil.rmtree(folder)
 
 
+@pytest.mark.slow  # forks a child process (as nobody)
 def test_file_without_read_permission_is_failed_unreadable_and_known_by_its_stat(shared_tmp: Path) -> None:
     root = _tree(shared_tmp, {"locked.pdf": PDF, "open.pdf": samples.text_pdf(2)})
     (root / "locked.pdf").chmod(0o600)
@@ -293,6 +294,7 @@ def test_file_without_read_permission_is_failed_unreadable_and_known_by_its_stat
     assert _discover_as_nobody(root)["locked.pdf"].doc_id != docs["locked.pdf"].doc_id
 
 
+@pytest.mark.slow  # forks a child process (as nobody)
 def test_unreadable_folder_is_a_row_not_a_silent_gap(shared_tmp: Path) -> None:
     root = _tree(shared_tmp, {"fine.pdf": PDF, "private/inner.pdf": PDF})
     for path in (root / "fine.pdf", root / "private" / "inner.pdf"):
@@ -305,6 +307,7 @@ def test_unreadable_folder_is_a_row_not_a_silent_gap(shared_tmp: Path) -> None:
     assert docs["private"].mime_type == "inode/directory"
 
 
+@pytest.mark.slow  # forks a child process (as nobody)
 def test_unreadable_source_is_a_config_error(shared_tmp: Path) -> None:
     root = _tree(shared_tmp / "src", {"a.pdf": PDF})
     root.chmod(0o700)

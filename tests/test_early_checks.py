@@ -12,6 +12,8 @@ from conftest import SAMPLES
 from docrouter.emulator import Emulator
 from test_cli import docrouter_cli
 
+pytestmark = pytest.mark.slow  # runs the command line in a subprocess
+
 TEXT_ONLY = "meta-llama/llama-3.3-70b-instruct"
 
 

@@ -17,6 +17,8 @@ from docrouter.emulator import Emulator
 from emulator_fixtures import api, data_url, emulator, image_body, image_bytes, pdf_body, text_body, text_pdf
 from file_server import Files, serving
 
+pytestmark = pytest.mark.slow  # starts servers, subprocesses or Prefect flows
+
 __all__ = ["api", "emulator"]  # fixtures
 
 requests = pytest.importorskip("requests")  # the documentation's examples use requests

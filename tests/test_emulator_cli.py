@@ -18,6 +18,8 @@ import pytest
 from docrouter.emulator import main_emulator
 from test_cli import docrouter_cli
 
+pytestmark = pytest.mark.slow  # starts servers, subprocesses or Prefect flows
+
 REPO = Path(__file__).resolve().parents[1]
 
 

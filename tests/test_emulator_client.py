@@ -12,6 +12,8 @@ from docrouter.call.client import Completion, OpenRouterClient
 from docrouter.emulator import FAULT_KINDS, Emulator, Faults
 from emulator_fixtures import pdf_body, text_body, text_pdf
 
+pytestmark = pytest.mark.slow  # starts servers, subprocesses or Prefect flows
+
 OCR_MODEL = "meta-llama/llama-3.3-70b-instruct"
 EXPECTED = {
     "429": errors.RateLimited,

@@ -15,6 +15,8 @@ from docrouter.emulator import Emulator, Faults
 from docrouter.emulator.faults import parse_fault_flag
 from emulator_fixtures import pdf_body, text_body, text_pdf
 
+pytestmark = pytest.mark.slow  # starts servers, subprocesses or Prefect flows
+
 PDF = text_pdf("A short page. It has two sentences.")
 OCR_MODEL = "meta-llama/llama-3.3-70b-instruct"  # text only: PDFs default to mistral-ocr
 

@@ -28,6 +28,8 @@ from emulator_fixtures import (
     text_pdf,
 )
 
+pytestmark = pytest.mark.slow  # starts servers, subprocesses or Prefect flows
+
 __all__ = ["api", "emulator"]  # fixtures
 
 TEXT_ONLY = "meta-llama/llama-3.3-70b-instruct"

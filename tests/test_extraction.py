@@ -160,6 +160,7 @@ def test_the_first_json_object_is_found_fenced_bare_or_in_prose() -> None:
         first_json_object('{"a": 1')
 
 
+@pytest.mark.slow
 def test_a_bad_schema_is_one_line_before_any_work(tmp_path: Path) -> None:
     (tmp_path / "array.json").write_text('{"type": "array", "items": {}}')
     (tmp_path / "broken.json").write_text('{"type": "object", "properties": {"a": {"type": "strin"}}}')
@@ -196,6 +197,7 @@ def test_a_large_schema_is_a_flow_parameter_by_reference_and_a_small_one_inline(
         config_from_parameters({"sources": ["a"], "out": "o", "extraction_schema": str(tmp_path / "gone.json")})
 
 
+@pytest.mark.slow
 def test_a_structured_output_model_gets_response_format_and_valid_typed_rows(
     tmp_path: Path, emulator: Emulator, key: None
 ) -> None:
@@ -212,6 +214,7 @@ def test_a_structured_output_model_gets_response_format_and_valid_typed_rows(
     assert json.loads(results[results.path == "text_000.pdf"].iloc[0].content)["title"] == text.title
 
 
+@pytest.mark.slow
 def test_a_model_without_structured_outputs_gets_the_schema_in_its_instructions(
     tmp_path: Path, emulator: Emulator, key: None
 ) -> None:
@@ -223,6 +226,7 @@ def test_a_model_without_structured_outputs_gets_the_schema_in_its_instructions(
     assert len(frame) == 2 and frame.title.str.contains("Document").all()
 
 
+@pytest.mark.slow
 def test_an_invalid_answer_is_repaired_once_and_the_repair_is_in_the_rows_cost(
     tmp_path: Path, emulator: Emulator, key: None
 ) -> None:
@@ -237,6 +241,7 @@ def test_an_invalid_answer_is_repaired_once_and_the_repair_is_in_the_rows_cost(
     assert len(read_extractions(tmp_path / "out", row.schema_sha256 or "")) == 1
 
 
+@pytest.mark.slow
 def test_an_answer_still_invalid_after_the_repair_is_invalid_output_with_the_reply_kept(
     tmp_path: Path, emulator: Emulator, key: None
 ) -> None:
@@ -258,6 +263,7 @@ def test_an_answer_still_invalid_after_the_repair_is_invalid_output_with_the_rep
     assert "invalid" in render_report(report) and "invalid_output" in render_report(report)
 
 
+@pytest.mark.slow
 def test_a_long_document_is_extracted_per_part_and_merged_by_the_schema(
     tmp_path: Path, emulator: Emulator, key: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -276,6 +282,7 @@ def test_a_long_document_is_extracted_per_part_and_merged_by_the_schema(
     assert len(extracted.line_items) == 3
 
 
+@pytest.mark.slow
 def test_a_rerun_skips_extracted_documents_and_a_schema_change_extracts_again(
     tmp_path: Path, emulator: Emulator, key: None
 ) -> None:
@@ -358,6 +365,7 @@ def extraction_of(doc_id: str, schema_sha256: str, values: dict[str, Any]) -> Ex
     return Extraction("run-a", doc_id, f"{doc_id}.pdf", "m", "p", schema_sha256, values)
 
 
+@pytest.mark.slow
 def test_the_emulator_refuses_response_format_to_a_model_without_structured_outputs(emulator: Emulator) -> None:
     import httpx
 

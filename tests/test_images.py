@@ -25,6 +25,7 @@ def test_small_image_is_sent_as_is() -> None:
     assert prepared.data == data and prepared.note == ""
 
 
+@pytest.mark.slow  # seconds of CPU
 @pytest.mark.parametrize(("fmt", "mime"), [("PNG", "image/png"), ("JPEG", "image/jpeg"), ("WEBP", "image/webp")])
 def test_oversized_image_is_downscaled_keeping_format(fmt: str, mime: str) -> None:
     data = encode(Image.new("RGB", (4000, 3000), (200, 120, 40)), fmt)
@@ -36,12 +37,14 @@ def test_oversized_image_is_downscaled_keeping_format(fmt: str, mime: str) -> No
     assert prepared.note == "downscaled 4000x3000 -> 1024x768"
 
 
+@pytest.mark.slow  # seconds of CPU
 def test_9000x7000_poster_fits_the_pixel_limit() -> None:
     data = encode(Image.new("L", (9000, 7000), 255), "PNG")
     prepared = prepare_image(data, "image/png")
     assert (prepared.width, prepared.height) == (2048, 1593)
 
 
+@pytest.mark.slow  # seconds of CPU
 def test_byte_limit_shrinks_further_until_it_fits() -> None:
     noise = Image.effect_noise((2000, 2000), 100).convert("RGB")
     data = encode(noise, "PNG")
@@ -49,6 +52,7 @@ def test_byte_limit_shrinks_further_until_it_fits() -> None:
     assert len(prepared.data) <= 1_000_000 and prepared.width < 2000
 
 
+@pytest.mark.slow  # seconds of CPU
 def test_animated_gif_over_the_limit_is_sent_as_its_first_frame() -> None:
     frames = [Image.new("P", (3000, 3000), i) for i in range(3)]
     out = io.BytesIO()

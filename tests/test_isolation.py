@@ -5,8 +5,12 @@ from __future__ import annotations
 import os
 import time
 
+import pytest
+
 from docrouter.inspect.isolation import Failure, WorkerPool, run_isolated
 from isolation_ballast import allocate
+
+pytestmark = pytest.mark.slow  # starts servers, subprocesses or Prefect flows
 
 
 def fail_on_odd(n: int) -> int:

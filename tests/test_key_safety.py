@@ -111,6 +111,7 @@ def prefect_database_folder() -> Path:
     return Path(url.removeprefix("sqlite+aiosqlite:///")).parent
 
 
+@pytest.mark.slow
 def test_a_canary_key_appears_nowhere_whatever_goes_wrong(tmp_path: Path, prefect_api_url: str) -> None:
     docs = tmp_path / "docs"
     write_corpus(docs, text=2, scans=1)

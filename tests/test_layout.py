@@ -15,6 +15,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 import docrouter
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,7 +39,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("docrouter.store",),
     ("docrouter.config", "docrouter.environment", "docrouter.stopping", "docrouter.progress", "docrouter.ledger",
      "docrouter.session", "docrouter.planning", "docrouter.summary", "docrouter.forecast", "docrouter.pilot",
-     "docrouter.promptroom", "docrouter.references"),  # the composition root and its parts
+     "docrouter.promptroom", "docrouter.references", "docrouter.concurrency"),  # the composition root and its parts
 )  # fmt: skip
 EMULATOR_MAY_IMPORT = ("docrouter", "docrouter.errors", "docrouter.vocabulary", "docrouter.catalogue", "docrouter.pdf")
 OUTSIDE = {  # what the packages outside the library may import of each other (all may import docrouter)
@@ -143,6 +145,7 @@ def test_stage_folders_say_what_they_may_import() -> None:
         assert "May import" in doc, stage
 
 
+@pytest.mark.slow
 def test_no_library_module_loads_prefect_at_run_time() -> None:
     names = [m.name for m in pkgutil.walk_packages(docrouter.__path__, "docrouter.")]
     names = [name for name in names if not name.endswith("__main__")]  # that one starts a server

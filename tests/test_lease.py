@@ -30,6 +30,7 @@ def hold_in_subprocess(out: Path, shard: int = 0, shards: int = 1) -> subprocess
     return process
 
 
+@pytest.mark.slow
 def test_a_live_holder_is_named_and_a_dead_one_is_taken_over(tmp_path: Path) -> None:
     holder = hold_in_subprocess(tmp_path)
     try:

@@ -24,7 +24,7 @@ from docrouter.inspect.images import ImageLimits
 from docrouter.route.splitting import ENV_MAX_PART_PAGES, ENV_MAX_REQUEST_BYTES, SplitLimits
 from pipeline import results, run_flow
 
-pytestmark = pytest.mark.usefixtures("prefect_api_url")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api_url")]
 
 HOP_BY_HOP = {"connection", "content-length", "content-encoding", "transfer-encoding", "keep-alive"}
 

@@ -26,6 +26,8 @@ from docrouter.emulator import Emulator
 from docrouter.results import Result
 from pipeline import results, run_flow, write_corpus
 
+pytestmark = pytest.mark.slow  # starts servers, subprocesses or Prefect flows
+
 
 @pytest.fixture
 def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:

@@ -57,6 +57,7 @@ def _run(tmp_path: Path, name: str, faults: Faults, monkeypatch: pytest.MonkeyPa
     return results(out).set_index("path"), chats, billed
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("prefect_api_url")
 def test_a_non_answer_is_retried_once_through_another_engine_and_both_requests_are_paid(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -74,6 +75,7 @@ def test_a_non_answer_is_retried_once_through_another_engine_and_both_requests_a
     assert len(chats) == 3 and rows.cost_usd.sum() == pytest.approx(billed) and billed > 0
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("prefect_api_url")
 def test_a_second_non_answer_fails_the_row_and_a_forced_engine_is_not_switched(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

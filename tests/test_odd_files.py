@@ -20,6 +20,8 @@ from docrouter.discover.names import stored_file
 from docrouter_commands.asking import build_question, find_document
 from pipeline import results, run_flow
 
+pytestmark = pytest.mark.slow  # starts servers, subprocesses or Prefect flows
+
 NON_UTF8 = b"re\xe7u.pdf"  # Latin-1 "reçu": not UTF-8
 
 # path as stored -> (status, error_type, what the message says)

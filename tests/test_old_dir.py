@@ -50,6 +50,7 @@ def test_a_store_opened_on_an_old_dir_resumes_it(tmp_path: Path) -> None:
     assert len(read_results(out)) == 6
 
 
+@pytest.mark.slow
 def test_report_and_plan_over_an_old_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = old_dir(tmp_path)
     assert cli.main(["report", str(out)]) == 0

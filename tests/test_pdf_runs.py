@@ -13,6 +13,8 @@ from pdf_fixtures import eof_missing_pdf, misplaced_xref, slow_text_pdf
 from pipeline import results, run_flow
 from test_cli import docrouter_cli
 
+pytestmark = pytest.mark.slow  # starts servers, subprocesses or Prefect flows
+
 ENGINES = ("auto", "pdf-text", "mistral-ocr", "native")
 
 

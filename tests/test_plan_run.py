@@ -20,6 +20,8 @@ from docrouter.emulator import Emulator
 from docrouter.planning import Plan, make_plan
 from pipeline import results, run_flow, scan_pdf
 
+pytestmark = pytest.mark.slow  # starts servers, subprocesses or Prefect flows
+
 TEXT_ONLY = "meta-llama/llama-3.3-70b-instruct"  # reads no files: scans go to mistral-ocr, images fail
 PROMPT_A = "List every name and number in this letter."
 PROMPT_B = "In one sentence: who wrote this letter, and to whom?"

@@ -217,6 +217,7 @@ def models_server() -> Iterator[str]:
         thread.join(timeout=5)
 
 
+@pytest.mark.slow
 def test_plan_reads_models_from_the_base_url_without_a_key(
     models_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -72,6 +72,7 @@ def test_preference_flags_become_the_config_and_survive_the_flow_parameter_round
         (["--fallback-models", "google/gemini-2.5-flash"], "--fallback-models"),
     ],
 )
+@pytest.mark.slow
 def test_a_bad_preference_is_one_line_before_any_work(
     flags: list[str], says: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -83,6 +84,7 @@ def test_a_bad_preference_is_one_line_before_any_work(
     assert code != 0 and says in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_fallback_models_make_estimates_count_the_dearest_model(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     write_corpus(tmp_path / "docs", text=1)
     out = tmp_path / "plans"
@@ -97,6 +99,7 @@ def test_fallback_models_make_estimates_count_the_dearest_model(tmp_path: Path, 
     assert dearer.max_cost_usd.iloc[0] > 5 * alone.max_cost_usd.iloc[0]
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("prefect_api_url")
 def test_every_preference_reaches_the_wire_and_the_answering_provider_and_model_are_recorded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -132,6 +135,7 @@ def test_every_preference_reaches_the_wire_and_the_answering_provider_and_model_
     assert summary["preferences"]["system_prompt"] == "Answer in French."
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("prefect_api_url")
 def test_an_unavailable_model_is_answered_by_the_fallback_and_model_stays_the_one_requested(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -161,6 +165,7 @@ def _ask(emu: Emulator, **extra: object) -> httpx.Response:
     return httpx.post(f"{emu.base_url}/chat/completions", json=body, headers=headers, timeout=30)
 
 
+@pytest.mark.slow
 def test_the_emulator_answers_as_the_provider_the_preferences_pick_and_refuses_bad_ones() -> None:
     with Emulator(seed=1) as emu:
         sorts = ("price", "throughput", "latency")

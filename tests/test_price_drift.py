@@ -13,7 +13,7 @@ import pytest
 from docrouter.emulator import Emulator
 from pipeline import results, run_flow, write_corpus
 
-pytestmark = pytest.mark.usefixtures("prefect_api_url")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api_url")]
 
 BUDGETS = (0.015, 0.2)  # less than one request at the real price, and several requests
 CASES = {

@@ -87,6 +87,7 @@ def test_on_a_terminal_a_bar_redrawn_on_every_tick() -> None:
     assert "4/4 docs | ok 4" in shown and "spent $0.0400 of $1.0000" in shown and "done" in shown
 
 
+@pytest.mark.slow
 def test_a_run_logs_progress_to_prefect_and_its_artifact_ends_at_the_final_numbers(
     prefect_api_url: str, tmp_path: Path
 ) -> None:

@@ -98,6 +98,7 @@ def _ask(client: httpx.Client, model: str, max_tokens: int, reasoning: dict | No
     return client.post("/chat/completions", json=body)
 
 
+@pytest.mark.slow
 def test_reasoning_comes_out_of_max_tokens_first_and_is_reported_as_the_api_does(thinking) -> None:
     emu, client = thinking
     listed = {m["id"]: m for m in client.get("/models").json()["data"]}
@@ -116,6 +117,7 @@ def test_reasoning_comes_out_of_max_tokens_first_and_is_reported_as_the_api_does
     assert off["choices"][0]["message"]["reasoning"] is None
 
 
+@pytest.mark.slow
 def test_mandatory_reasoning_cannot_be_turned_off_and_spends_by_effort(thinking) -> None:
     emu, client = thinking
     refused = _ask(client, "anthropic/claude-haiku-4.5", 1024, {"enabled": False})
@@ -127,6 +129,7 @@ def test_mandatory_reasoning_cannot_be_turned_off_and_spends_by_effort(thinking)
         parse_knob("x/y")
 
 
+@pytest.mark.slow
 def test_context_refusal_uses_the_served_context_and_can_bill_the_ocr_it_did(tmp_path: Path) -> None:
     models_path = _models_with_small_context(tmp_path, context=4096)
     with Emulator(models_path=models_path) as emu:
@@ -144,6 +147,7 @@ def test_context_refusal_uses_the_served_context_and_can_bill_the_ocr_it_did(tmp
     assert [r.billed_usd for r in emu.records if r.path.endswith("/chat/completions")] == [0.0, 3 * 0.002]
 
 
+@pytest.mark.slow
 def test_a_context_refusal_that_billed_ocr_is_settled_at_the_ocr_fee(tmp_path: Path) -> None:
     import asyncio
     import random
@@ -212,6 +216,7 @@ def _figures(rows: pd.DataFrame, emu: Emulator) -> dict[str, float]:
     [(ReasoningKnob(1100), 0), (ReasoningKnob(1800, True, {"low": 900}), 900)],
     ids=["reasons-1100-by-default", "mandatory-900-at-low"],
 )
+@pytest.mark.slow
 def test_samples_with_a_reasoning_model_and_default_flags(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, knob: ReasoningKnob, per_request: int
 ) -> None:
@@ -232,6 +237,7 @@ def test_samples_with_a_reasoning_model_and_default_flags(
     assert (summary["reasoning"], summary["reasoning_sent"], summary["request_max_tokens"]) == ("auto", *expected)
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("prefect_api_url")
 def test_cut_answers_are_flagged_retried_once_and_answered_again_by_a_rerun_with_more_room(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -272,6 +278,7 @@ def test_cut_answers_are_flagged_retried_once_and_answered_again_by_a_rerun_with
     assert "no larger cap fits" in poor.error_message and 0 < poor.cost_usd <= 0.02
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("prefect_api_url")
 def test_long_text_pdfs_through_a_16k_context_model_are_split_by_tokens_and_never_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

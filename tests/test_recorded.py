@@ -83,6 +83,7 @@ def test_the_recorded_ocr_fee_is_inside_cost_and_the_annotation_is_wrapped_in_fi
     assert parts[0] == {"type": "text", "text": '<file name="filename.pdf">'} and parts[-1]["text"] == "</file>"
 
 
+@pytest.mark.slow
 def test_the_recorded_file_hash_is_the_sha256_of_the_base64_text_not_of_the_pdf_bytes() -> None:
     text, pdf = recorded_pdf()
     recorded_hash = recorded("pdf_default_ocr_annotation")["body"]["choices"][0]["message"]["annotations"][0]["file"]
@@ -97,6 +98,7 @@ def test_the_recorded_file_hash_is_the_sha256_of_the_base64_text_not_of_the_pdf_
     assert fee(answer["usage"]) == pytest.approx(OCR_FEE)
 
 
+@pytest.mark.slow
 def test_recorded_annotations_survive_the_store_and_go_back_exactly_as_received(tmp_path: Path) -> None:
     text, pdf = recorded_pdf()
     (tmp_path / "docs").mkdir()
@@ -153,6 +155,7 @@ def _post(emu: Emulator, body: dict[str, Any]) -> dict[str, Any]:
     return response.json()
 
 
+@pytest.mark.slow
 @pytest.mark.live
 @pytest.mark.skipif(not os.environ.get("OPENROUTER_API_KEY"), reason="needs a real OPENROUTER_API_KEY")
 def test_live_resending_annotations_skips_the_ocr_fee(capsys: pytest.CaptureFixture[str]) -> None:

@@ -109,11 +109,13 @@ def _outcomes(frame: pd.DataFrame) -> dict[str, tuple[str, str | None]]:
     return {r.path: (r.status, None if pd.isna(r.error_type) else r.error_type) for r in frame.itertuples()}
 
 
+@pytest.mark.slow
 def test_first_run_writes_one_row_per_file_with_its_failure(runs: Runs) -> None:
     assert _outcomes(runs.frames[0]) == FAILING | GOOD
     assert runs.chats[0] == 3  # the two good files and the image the API refuses (a 400 is not retried)
 
 
+@pytest.mark.slow
 def test_a_rerun_sends_nothing_and_writes_nothing_for_five_terminal_failures(runs: Runs) -> None:
     assert runs.chats[1] == 0
     assert len(runs.frames[1]) == len(runs.frames[0]) == 7
@@ -122,6 +124,7 @@ def test_a_rerun_sends_nothing_and_writes_nothing_for_five_terminal_failures(run
     assert runs.summaries[1]["by_status"] == {}
 
 
+@pytest.mark.slow
 def test_retry_failed_tries_each_known_failure_again(runs: Runs) -> None:
     third = runs.frames[2][runs.frames[2].run_id == runs.summaries[2]["run_id"]]
     assert _outcomes(third) == FAILING
@@ -130,6 +133,7 @@ def test_retry_failed_tries_each_known_failure_again(runs: Runs) -> None:
     assert runs.summaries[2]["already_done"] == 2
 
 
+@pytest.mark.slow
 def test_a_failing_file_with_new_bytes_is_tried_again_without_the_flag(runs: Runs) -> None:
     fourth = runs.frames[3][runs.frames[3].run_id == runs.summaries[3]["run_id"]]
     assert _outcomes(fourth) == {"notes.txt": ("skipped", "unsupported")}
@@ -143,6 +147,7 @@ def _cli(*args: str | Path, api_url: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=240, check=False)
 
 
+@pytest.mark.slow
 def test_the_command_says_how_many_known_failures_it_left_and_retry_failed_takes_them(
     prefect_api_url: str, tmp_path: Path
 ) -> None:

@@ -19,6 +19,8 @@ from docrouter.emulator import Emulator, RequestRecord
 from docrouter_commands.asking import ask_command
 from pipeline import results, run_flow, scan_pdf
 
+pytestmark = pytest.mark.slow  # starts servers, subprocesses or Prefect flows
+
 TEXT_ONLY = "meta-llama/llama-3.3-70b-instruct"  # reads no files: a scan can only go through OCR
 PROMPT_A = "List every name and number in this letter."
 PROMPT_B = "In one sentence: who wrote this letter, and to whom?"

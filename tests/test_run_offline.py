@@ -18,6 +18,8 @@ from conftest import SAMPLES
 from docrouter.emulator import Emulator, RequestRecord
 from pipeline import results, run_flow
 
+pytestmark = pytest.mark.slow  # starts servers, subprocesses or Prefect flows
+
 PDF = "application/pdf"
 
 # path -> (status, engine, mime_type, error_type), from what scripts/make_samples.py makes each file.

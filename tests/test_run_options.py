@@ -9,7 +9,7 @@ import pytest
 from docrouter.emulator import Emulator, Faults
 from pipeline import results, run_flow, write_corpus
 
-pytestmark = pytest.mark.usefixtures("prefect_api_url")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api_url")]
 
 
 def run_once(tmp_path: Path, name: str, emu: Emulator, **extra) -> Path:

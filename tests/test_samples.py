@@ -37,6 +37,7 @@ def _texts(data: bytes) -> list[str]:
         lambda: samples.webp(40, 30),
     ],
 )
+@pytest.mark.slow  # seconds of CPU
 def test_generators_are_byte_for_byte_deterministic(make) -> None:
     assert make() == make()
 
@@ -105,6 +106,7 @@ def test_blank_pdf_pages_have_empty_content() -> None:
     assert _texts(samples.blank_pdf(2)) == ["", ""]
 
 
+@pytest.mark.slow  # seconds of CPU
 def test_vector_text_pdf_draws_paths_without_text_or_images() -> None:
     page = _reader(samples.vector_text_pdf()).pages[0]
     content = page.get_contents().get_data()
@@ -127,6 +129,7 @@ def test_images_have_the_asked_format_size_and_frames(make, fmt: str, frames: in
         assert (image.format, image.size, getattr(image, "n_frames", 1)) == (fmt, (64, 48), frames)
 
 
+@pytest.mark.slow  # seconds of CPU
 def test_committed_samples_match_the_generators(tmp_path: Path) -> None:
     spec = importlib.util.spec_from_file_location("make_samples", REPO / "scripts" / "make_samples.py")
     assert spec and spec.loader

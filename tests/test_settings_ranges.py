@@ -38,6 +38,7 @@ def run_main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, 
     return code, capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("flag", "_valid"), NUMERIC_FLAGS)
 @pytest.mark.parametrize("value", BAD_VALUES)
 def test_a_bad_number_on_any_flag_is_one_line_exit_2_before_any_work(
@@ -53,6 +54,7 @@ def test_a_bad_number_on_any_flag_is_one_line_exit_2_before_any_work(
     assert not out.exists()  # stopped before any work: not even the output folder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("flag", "valid"), NUMERIC_FLAGS)
 def test_the_plan_command_checks_the_same_flags(
     flag: str, valid: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -115,6 +117,7 @@ def test_a_nan_reservation_is_never_granted() -> None:
         Budget(float("nan"))
 
 
+@pytest.mark.slow
 def test_the_console_script_says_one_line_without_a_traceback(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "docrouter_commands.cli", "run", str(tmp_path), "--out", str(tmp_path / "o"),

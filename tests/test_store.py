@@ -250,6 +250,7 @@ def test_an_answer_with_a_lone_surrogate_is_stored_with_a_replacement_character(
     assert read_results(tmp_path)["content"].tolist() == ["broken ? escape"]
 
 
+@pytest.mark.slow  # seconds of CPU
 def test_records_from_several_threads_are_each_stored_once(tmp_path: Path) -> None:
     with Store(tmp_path, "run-a", flush_every=7) as store:
 

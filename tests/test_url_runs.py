@@ -19,6 +19,8 @@ from docrouter_commands.cli import main
 from file_server import Files, Hit, serving
 from pipeline import results, run_flow, scan_pdf
 
+pytestmark = pytest.mark.slow  # starts servers, subprocesses or Prefect flows
+
 SECRET = "X-Amz-Signature=SECRETSIG0123"
 IMAGE_A, IMAGE_B, IMAGE_SIGNED = samples.png(300, 200), samples.png(301, 200), samples.png(302, 200)
 LETTER = samples.text_pdf(2, text="A letter that lives behind a URL. " * 30)

@@ -111,6 +111,7 @@ def _documents(cache: Path, urls: list[str], limits: FetchLimits = DEFAULT_LIMIT
     return _fetch(cache, lambda f: f.documents([UrlSource(u, "urls") for u in urls]), limits)
 
 
+@pytest.mark.slow
 def test_a_url_is_typed_by_its_bytes_and_hashed_like_a_file(tmp_path: Path, base: str) -> None:
     image, pdf, text = _documents(tmp_path, [f"{base}/a.png?sig=1", f"{base}/letter.pdf", f"{base}/notes.png"])
     assert (image.kind, image.doc_id, image.rel_path) == (
@@ -123,6 +124,7 @@ def test_a_url_is_typed_by_its_bytes_and_hashed_like_a_file(tmp_path: Path, base
     assert (text.kind, text.error_type) == (None, "unsupported")  # served as image/png: the bytes decide
 
 
+@pytest.mark.slow
 def test_a_second_fetch_gets_304s_and_no_body_and_no_key_reaches_the_host(
     tmp_path: Path, base: str, files: Files
 ) -> None:
@@ -135,6 +137,7 @@ def test_a_second_fetch_gets_304s_and_no_body_and_no_key_reaches_the_host(
     assert all(h.authorization is None for h in files.hits)
 
 
+@pytest.mark.slow
 def test_missing_failing_slow_and_large_urls_are_rows_with_their_error_type(
     tmp_path: Path, base: str, files: Files
 ) -> None:
@@ -151,6 +154,7 @@ def test_missing_failing_slow_and_large_urls_are_rows_with_their_error_type(
     assert redacted(f"GET {base}/missing.png?token=t0p") == f"GET {base}/missing.png?[REDACTED]"  # logs too
 
 
+@pytest.mark.slow
 def test_changed_content_is_a_new_document(tmp_path: Path, base: str, files: Files) -> None:
     [before] = _documents(tmp_path, [f"{base}/a.png"])
     files.bodies["/a.png"] = samples.png(65, 48)
@@ -158,6 +162,7 @@ def test_changed_content_is_a_new_document(tmp_path: Path, base: str, files: Fil
     assert after.doc_id == hashlib.sha256(files.bodies["/a.png"]).hexdigest() != before.doc_id
 
 
+@pytest.mark.slow
 def test_the_send_time_recheck_says_unchanged_only_on_a_304(tmp_path: Path, base: str, files: Files) -> None:
     [doc] = _documents(tmp_path, [f"{base}/a.png"])
     assert _fetch(tmp_path, lambda f: f.unchanged(doc)) is True
@@ -165,6 +170,7 @@ def test_the_send_time_recheck_says_unchanged_only_on_a_304(tmp_path: Path, base
     assert _fetch(tmp_path, lambda f: f.unchanged(doc)) is False
 
 
+@pytest.mark.slow
 def test_eviction_keeps_unanswered_bytes_and_validators_survive_it(tmp_path: Path, base: str, files: Files) -> None:
     image, pdf = _documents(tmp_path, [f"{base}/a.png", f"{base}/letter.pdf"])
     freed = UrlCache(tmp_path).evict(0, answered={image.doc_id})

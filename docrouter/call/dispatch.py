@@ -44,10 +44,6 @@ class Dispatcher:
     fatal: errors.RunFatal | None = None
     requests_sent: int = 0
 
-    @property
-    def stopped(self) -> bool:
-        return self.fatal is not None
-
     async def send(
         self,
         build: Callable[[tuple[dict[str, Any], ...]], dict[str, Any]],
@@ -69,8 +65,8 @@ class Dispatcher:
         while True:
             if self.fatal is not None:
                 return Attempted(None, _not_sent(self.fatal), attempt, spent, annotations)
-            attempt += 1
             outcome = await self._attempt(body, max_usd(bool(annotations)), failure_charge_usd(bool(annotations)))
+            attempt += outcome.attempts  # a request the budget or a stop kept back was not an attempt
             spent += outcome.cost_usd
             if not isinstance(outcome.error, errors.Transient) or isinstance(outcome.error, errors.PriceRefused):
                 # A price refusal stays retryable for a rerun, but the same request at the same max price

@@ -62,6 +62,7 @@ class JobContext:
     prices: PriceBook
     dispatcher: Dispatcher
     stored_annotations: Callable[[str], Sequence[Annotation]]
+    bodies_in_memory: int  # documents whose bytes are read, encoded and held at once (Concurrency.bodies_in_memory)
     limits: SplitLimits = field(default_factory=SplitLimits)
     images: ImageDecoder = field(default_factory=ImageDecoder)
     named_files: frozenset[str] = frozenset()  # files named as sources: their symlinks are followed anywhere
@@ -73,9 +74,7 @@ class JobContext:
     bodies: asyncio.Semaphore = field(init=False)
 
     def __post_init__(self) -> None:
-        # What bounds memory: file bytes are read, encoded and held (until answered, for retries) by at most
-        # --concurrency requests at once, not by every document of the batches in flight and all their parts.
-        self.bodies = asyncio.Semaphore(self.dispatcher.limiter.ceiling)
+        self.bodies = asyncio.Semaphore(self.bodies_in_memory)
 
 
 async def answer(job: Job, ctx: JobContext) -> tuple[Result, list[Annotation]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
 from collections.abc import Callable
@@ -30,8 +29,8 @@ class RetryPolicy:
 class AdaptiveLimiter:
     """At most `limit` requests in flight; halves the limit on rate limits, grows it back by one per window.
 
-    `ceiling` is the user's --concurrency and is never exceeded. A rate-limit reset time (a platform-wide
-    limit) closes the gate for everyone until it passes.
+    `ceiling` is the user's --concurrency and is never exceeded. A rate limit's Retry-After (or reset time)
+    delays only the request that got it (Dispatcher.send sleeps it); the limiter only narrows the gate.
     """
 
     def __init__(self, ceiling: int, *, clock: Callable[[], float] = time.monotonic) -> None:
@@ -44,21 +43,14 @@ class AdaptiveLimiter:
         self._clock = clock
         self._cond = asyncio.Condition()
         self._last_decrease = -1e9
-        self._paused_until = 0.0
 
     async def acquire(self) -> None:
         async with self._cond:
-            while True:
-                wait = self._paused_until - self._clock()
-                if wait <= 0 and self.in_flight < max(1, int(self.limit)):
-                    break
-                timeout = wait if wait > 0 else None
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._cond.wait(), timeout)
+            await self._cond.wait_for(lambda: self.in_flight < max(1, int(self.limit)))
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
 
-    async def release(self, *, rate_limited: bool = False, pause_s: float | None = None) -> None:
+    async def release(self, *, rate_limited: bool = False) -> None:
         async with self._cond:
             self.in_flight -= 1
             now = self._clock()
@@ -67,8 +59,6 @@ class AdaptiveLimiter:
                 if now - self._last_decrease > 1.0:
                     self.limit = max(1.0, self.limit / 2)
                     self._last_decrease = now
-                if pause_s:
-                    self._paused_until = max(self._paused_until, now + pause_s)
             else:
                 self.limit = min(float(self.ceiling), self.limit + 1.0 / max(1.0, self.limit))
             self._cond.notify_all()

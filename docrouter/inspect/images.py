@@ -152,13 +152,16 @@ def decode_or_failure(item: tuple[bytes, str, ImageLimits]) -> PreparedImage | D
         return DecodeFailed(exc.error_type, exc.message)
 
 
-def image_pool(*, timeout_s: float = 120.0, memory_mb: int = 1536) -> WorkerPool[Any, PreparedImage | DecodeFailed]:
-    """One worker process for full-size decodes: one at a time, under a memory limit, off the run's process.
+def image_pool(
+    *, workers: int = 1, timeout_s: float = 120.0, memory_mb: int = 1536
+) -> WorkerPool[Any, PreparedImage | DecodeFailed]:
+    """Worker processes for full-size decodes (the run's Concurrency.image_decodes: one), under a memory
+    limit, off the run's process; the pool maps one image at a time.
 
     A 169-megapixel PNG is 657 KB on disk and 676 MB decoded (Pillow keeps 4 bytes per pixel); at the
     200 MP decode limit, 800 MB plus the reduced copy: 1.5 GB of address space is headroom for that.
     """
-    return WorkerPool(decode_or_failure, workers=1, timeout_s=timeout_s, memory_mb=memory_mb)
+    return WorkerPool(decode_or_failure, workers=workers, timeout_s=timeout_s, memory_mb=memory_mb)
 
 
 class ImageDecoder:

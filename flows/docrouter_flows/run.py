@@ -27,7 +27,6 @@ from docrouter_flows.secrets import load_api_key
 from docrouter_tasks import stages
 
 T = TypeVar("T")
-INSPECTING_BATCHES = 2  # batches inspected at once, each by its own worker processes
 
 
 @flow(name="docrouter-run", log_prints=False)
@@ -152,14 +151,14 @@ def _interrupted(stopper: stopping.Stopper, detail: str) -> dict[str, Any]:
 async def process_batches(session: runs.Session, selection: runs.Selection) -> UUID | None:
     """Batches flow through inspect -> route -> call, inspection running ahead of the calls.
 
-    A window of batches is in flight, enough to fill --concurrency while one batch tails off and the next is
-    inspected (a window of two left the limiter idle at every batch boundary); the window also bounds memory.
+    A window of batches is in flight and a few of them are inspected at once: session.concurrency holds both
+    bounds and why (docrouter/concurrency.py).
     """
     copied_ids = {doc.doc_id for doc in selection.copies}
     size = session.config.batch_size
     batches = [selection.fresh[i : i + size] for i in range(0, len(selection.fresh), size)]
-    window = asyncio.Semaphore(2 + -(-session.config.concurrency // size))
-    inspecting = asyncio.Semaphore(INSPECTING_BATCHES)
+    window = asyncio.Semaphore(session.concurrency.batch_window)
+    inspecting = asyncio.Semaphore(session.concurrency.inspecting_batches)
     progress_id = await publish_progress(None, session, 0.0)
 
     async def one(index: int, batch: list) -> None:
