@@ -18,10 +18,11 @@ from docrouter.call.extraction import EXTRACTION_PROMPT, ExtractionSchema, as_sc
 from docrouter.discover.urls import DEFAULT_CACHE_BYTES, SEND_URLS
 from docrouter.errors import ConfigError
 from docrouter.route.reasoning import check_setting
+from docrouter.vocabulary import ENGINE_CHOICES
 
 DEFAULT_MODEL = "google/gemini-2.5-flash"
 DEFAULT_PROMPT = "Summarize this document in 3-5 sentences: what it is, its main points, and any key figures."
-ENGINES = ("auto", "pdf-text", "mistral-ocr", "native", "local-text")
+ENGINES = ENGINE_CHOICES  # --engine: auto or one PDF engine, in the order --help shows them
 MAX_BUDGET_USD = 1_000_000.0  # more than this is a typo, not a budget (no --budget means no cap)
 MAX_PRICE_PER_MILLION = 10_000.0  # USD per million tokens: far above any listed model
 # --schema as a flow parameter (not "schema": Prefect's parameter model would shadow pydantic's BaseModel.schema)
