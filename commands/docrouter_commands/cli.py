@@ -251,7 +251,8 @@ def _prompt(args: argparse.Namespace) -> str:
 def _system_prompt(args: argparse.Namespace) -> str | None:
     if args.system_prompt_file:
         return read_prompt_file(args.system_prompt_file, "--system-prompt-file")
-    return args.system_prompt
+    given: str | None = args.system_prompt
+    return given
 
 
 def run_config(args: argparse.Namespace) -> RunConfig:
@@ -353,7 +354,8 @@ def _run_flow(config: RunConfig, key_block: str | None, stopper: Any) -> dict[st
         if stopper.requested:
             raise stopper.error(": nothing was started")
         try:
-            return stopping.run(docrouter_run(**params), stopper)
+            summary: dict[str, Any] = stopping.run(docrouter_run(**params), stopper)
+            return summary
         except RunStopped as exc:
             print(
                 f"docrouter: error: {redacted(str(exc))}; every finished row is written to {config.out}",

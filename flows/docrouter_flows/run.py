@@ -15,6 +15,7 @@ from prefect.utilities.annotations import quote
 from docrouter import session as runs
 from docrouter import stopping
 from docrouter.config import DEFAULT_MODEL, DEFAULT_PROMPT, RunConfig, config_from_parameters
+from docrouter.discover.documents import Document
 from docrouter.discover.urls import DEFAULT_CACHE_BYTES
 from docrouter.errors import RunFatal
 from docrouter.progress import Display, Progress
@@ -155,7 +156,7 @@ async def process_batches(session: runs.Session, selection: runs.Selection) -> U
     inspecting = asyncio.Semaphore(INSPECTING_BATCHES)
     progress_id = await publish_progress(None, session, 0.0)
 
-    async def one(index: int, batch: list) -> None:
+    async def one(index: int, batch: list[Document]) -> None:
         label = f"{index + 1}-of-{len(batches)}"
         async with window:
             if stopping.interrupted(session.dispatcher.fatal):
