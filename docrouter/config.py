@@ -22,10 +22,11 @@ from docrouter.references import REFERENCED
 from docrouter.route.reasoning import SETTINGS as REASONING_SETTINGS
 from docrouter.route.reasoning import check_setting
 from docrouter.settings import Described, defaults, described, parameter, setting
+from docrouter.vocabulary import ENGINE_CHOICES
 
 DEFAULT_MODEL = "google/gemini-2.5-flash"
 DEFAULT_PROMPT = "Summarize this document in 3-5 sentences: what it is, its main points, and any key figures."
-ENGINES = ("auto", "pdf-text", "mistral-ocr", "native", "local-text")
+ENGINES = ENGINE_CHOICES  # --engine: auto or one PDF engine, in the order --help shows them
 MAX_BUDGET_USD = 1_000_000.0  # more than this is a typo, not a budget (no --budget means no cap)
 MAX_PRICE_PER_MILLION = 10_000.0  # USD per million tokens: far above any listed model
 # --schema as a flow parameter (not "schema": Prefect's parameter model would shadow pydantic's BaseModel.schema)

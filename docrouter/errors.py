@@ -48,12 +48,10 @@ statuses, timeouts, broken connections: transient).
 
 from __future__ import annotations
 
-TERMINAL_ERROR_TYPES = frozenset(
-    {
-        *("encrypted", "corrupt", "empty", "unsupported", "unreadable", "too_large", "too_complex"),
-        *("bad_request", "invalid_output", "not_found"),
-    }
-)
+from typing import ClassVar
+
+from docrouter.vocabulary import TERMINAL_ERROR_TYPES as TERMINAL_ERROR_TYPES  # the vocabulary's, named here too
+from docrouter.vocabulary import ErrorType
 
 
 def is_terminal(error_type: str | None) -> bool:
@@ -64,7 +62,7 @@ def is_terminal(error_type: str | None) -> bool:
 class DocrouterError(Exception):
     """Base of every error docrouter raises on purpose."""
 
-    error_type = "error"
+    error_type: ClassVar[ErrorType] = "error"
     retryable = False
 
     def __init__(self, message: str, *, status: int | None = None) -> None:

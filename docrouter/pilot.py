@@ -18,7 +18,7 @@ from pathlib import Path
 
 from docrouter import session as runs
 from docrouter import stopping
-from docrouter.call.rows import Job
+from docrouter.call.rows import Job, Unsent
 from docrouter.config import RunConfig
 from docrouter.discover.documents import Document
 from docrouter.errors import ConfigError
@@ -112,7 +112,7 @@ def _stop_sending(session: runs.Session, stopper: stopping.Stopper) -> None:
         session.dispatcher.fatal = stopper.error()
 
 
-async def _timed(session: runs.Session, job: Job) -> tuple[list[Result], float]:
+async def _timed(session: runs.Session, job: Job | Unsent) -> tuple[list[Result], float]:
     started = time.monotonic()
     rows = await runs.call(session, [job], set())
     return rows, time.monotonic() - started

@@ -24,8 +24,9 @@ from docrouter.discover.documents import SKIPPED_ERRORS, Document, skip_reason
 from docrouter.errors import ConfigError
 from docrouter.inspect.inspection import Inspection, inspection_pool
 from docrouter.route.pricing import MaxPrice, PriceBook, priced_model
-from docrouter.route.routing import Route, Router, check_forced_engine, usd
+from docrouter.route.routing import NotSent, Route, Router, check_forced_engine, usd
 from docrouter.store.store import read_history
+from docrouter.vocabulary import Engine, EngineChoice, ErrorType, PdfEngine
 
 PLAN_FILE = "plan.parquet"
 
@@ -41,9 +42,9 @@ class PlanRow:
     kind: str | None
     pages: int | None
     verdict: str | None
-    engine: str | None
+    engine: Engine | None
     engine_reason: str
-    error_type: str | None
+    error_type: ErrorType | None
     error_message: str | None
     est_cost_usd: float  # expected, routed
     max_cost_usd: float  # upper bound, routed (what the budget would reserve)
@@ -61,7 +62,7 @@ class Plan:
     """Rows and totals for one model."""
 
     model: str
-    default_engine: str  # what OpenRouter picks for PDFs when none is given
+    default_engine: PdfEngine  # what OpenRouter picks for PDFs when none is given
     rows: tuple[PlanRow, ...]
     answer_tokens: int = 0  # the expected answer length every estimate assumes
 
@@ -100,7 +101,7 @@ class Plan:
         return sum(1 for r in self.rows if tests[what](r))
 
 
-def default_engine(model: ModelInfo) -> str:
+def default_engine(model: ModelInfo) -> PdfEngine:
     """OpenRouter's rule when no engine is given: the model's native file input, else mistral-ocr."""
     return "native" if model.takes_files else "mistral-ocr"
 
@@ -110,7 +111,7 @@ def build_plan(
     model: ModelInfo,
     prices: PriceBook,
     *,
-    forced: str | None = None,
+    forced: EngineChoice | None = None,
     prompt_chars: int,
     max_tokens: int,
     annotated_doc_ids: frozenset[str] = frozenset(),
@@ -134,7 +135,7 @@ def plan_from(
     router: Router,
     *,
     settled: Sequence[tuple[Document, str]] = (),
-    earlier: Mapping[str, tuple[str, str | None]] | None = None,
+    earlier: Mapping[str, tuple[str, Engine | None]] | None = None,
 ) -> Plan:
     """The plan with the run's own Router: uninspected supported documents whose content an earlier run
     answered (`earlier`: doc_id -> (path, engine)) are copies at $0, `settled` ones are left alone."""
@@ -166,8 +167,8 @@ def plan_row(doc: Document, inspection: Inspection | None, router: Router) -> Pl
     if doc.kind is None or inspection is None or route is None:
         error, why = skip_reason(doc)
         outcome = "skipped" if error in SKIPPED_ERRORS else "failed"
-        return _row(doc, None, Route(None, f"{outcome} ({error})", None, error, why))
-    if route.engine is None or route.estimate is None:
+        return _row(doc, None, NotSent(f"{outcome} ({error})", error, why))
+    if isinstance(route, NotSent):
         return _row(doc, inspection, route)
     default, ocr = baselines(doc, inspection, route, router)
     return _row(doc, inspection, route, default=default, ocr=ocr)
@@ -186,9 +187,10 @@ def baselines(doc: Document, inspection: Inspection, route: Route, router: Route
 
 
 def _row(
-    doc: Document, inspection: Inspection | None, route: Route, *, default: float = 0.0, ocr: float = 0.0
+    doc: Document, inspection: Inspection | None, route: Route | NotSent, *, default: float = 0.0, ocr: float = 0.0
 ) -> PlanRow:
-    cost = route.estimate
+    cost = route.estimate if isinstance(route, Route) else None
+    refused = route if isinstance(route, NotSent) else None
     return PlanRow(
         path=doc.rel_path,
         source_root=doc.source_root,
@@ -197,10 +199,10 @@ def _row(
         kind=doc.kind,
         pages=inspection.pages if inspection is not None and inspection.ok else None,
         verdict=(inspection.verdict or None) if inspection is not None else None,
-        engine=route.engine,
+        engine=route.engine if isinstance(route, Route) else None,
         engine_reason=route.reason,
-        error_type=route.error_type,
-        error_message=route.error_message,
+        error_type=refused.error_type if refused else None,
+        error_message=refused.error_message if refused else None,
         est_cost_usd=cost.expected_usd if cost else 0.0,
         max_cost_usd=cost.max_usd if cost else 0.0,
         default_cost_usd=default,
@@ -211,10 +213,10 @@ def _row(
     )
 
 
-def _earlier_copy(doc: Document, path: str, engine: str | None) -> PlanRow:
+def _earlier_copy(doc: Document, path: str, engine: Engine | None) -> PlanRow:
     """A new path of content an earlier run answered: its own row, the stored answer, $0."""
     reason = f"same bytes as {path}, answered by an earlier run: copied at $0"
-    row = _row(doc, None, Route(None, reason, None))
+    row = _row(doc, None, NotSent(reason))
     return replace(row, engine=engine, duplicate_of=path)
 
 
@@ -224,7 +226,7 @@ def _settled_row(doc: Document, why: str) -> PlanRow:
         "already_done": "already answered in DIR: not sent",
         "known_failures": "known failure, unchanged: not sent (--retry-failed tries it again)",
     }[why]
-    return replace(_row(doc, None, Route(None, reason, None)), settled=why)
+    return replace(_row(doc, None, NotSent(reason)), settled=why)
 
 
 def _copy(original: PlanRow, doc: Document) -> PlanRow:

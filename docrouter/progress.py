@@ -14,6 +14,7 @@ from rich.progress import BarColumn, TextColumn
 from rich.progress import Progress as RichProgress
 
 from docrouter.results import Result
+from docrouter.vocabulary import Engine, ErrorType, Status
 
 
 @dataclass
@@ -23,9 +24,9 @@ class Progress:
     total: int = 0
     budget_usd: float | None = None
     clock: Callable[[], float] = time.monotonic
-    statuses: Counter[str] = field(default_factory=Counter)
-    engines: Counter[str] = field(default_factory=Counter)
-    errors: Counter[str] = field(default_factory=Counter)
+    statuses: Counter[Status] = field(default_factory=Counter)
+    engines: Counter[Engine] = field(default_factory=Counter)
+    errors: Counter[ErrorType] = field(default_factory=Counter)
     extractions: Counter[str] = field(default_factory=Counter)  # with --schema: valid / repaired / invalid
     spent_usd: float = 0.0
     expected_usd: float = 0.0  # what the run's estimates said the finished documents would cost

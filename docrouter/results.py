@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-Status = Literal["ok", "failed", "skipped", "over_budget"]
+from docrouter.vocabulary import Engine, ErrorType, SentAs
+from docrouter.vocabulary import Status as Status  # a row's status, named here too
+
 VALIDITY = ("valid", "repaired", "invalid")  # an answer checked against --schema: as sent, after a repair, never
 
 
@@ -21,12 +23,12 @@ class Result:
     mime_type: str
     kind: str | None
     pages: int | None
-    engine: str | None
+    engine: Engine | None
     engine_reason: str | None
     model: str
     prompt_sha256: str
     status: Status
-    error_type: str | None
+    error_type: ErrorType | None
     error_message: str | None
     attempts: int
     est_cost_usd: float
@@ -40,7 +42,7 @@ class Result:
     finished_at: str
     parts: int = 1  # page-range parts answered for this document (map-reduce)
     source_url: str | None = None  # a URL document's URL, query string redacted
-    sent_as: str | None = None  # upload (bytes in the request) | url (the API fetched it); None: not sent
+    sent_as: SentAs | None = None  # upload (bytes in the request) | url (the API fetched it); None: not sent
     schema_sha256: str | None = None  # the --schema the answer was extracted against
     extraction: str | None = None  # with --schema: valid | repaired (valid after one repair) | invalid
     reasoning_tokens: int | None = 0  # of completion_tokens, spent reasoning (null in folders older than it)
@@ -56,7 +58,7 @@ class Annotation:
     doc_id: str
     file_hash: str
     name: str
-    engine: str
+    engine: Engine
     content: str  # the annotation's content parts, as JSON
     run_id: str
     created_at: str

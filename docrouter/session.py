@@ -16,6 +16,7 @@ from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -28,7 +29,7 @@ from docrouter.call.jobs import JobContext, answer
 from docrouter.call.limits import AdaptiveLimiter, RetryPolicy
 from docrouter.call.payloads import DEFAULT_WIRE_NAMES, RequestOptions
 from docrouter.call.reading import still_discovered
-from docrouter.call.rows import Job, RunColumns, copy_row, unsent_row
+from docrouter.call.rows import Job, RunColumns, Unsent, copy_row, job_for, unsent_row
 from docrouter.catalogue import Catalogue, ModelInfo, answering_model, cache_dir, cache_name, load_catalogue
 from docrouter.concurrency import Concurrency
 from docrouter.config import RunConfig, provider_preferences, resolve_api_key, resolve_base_url
@@ -47,11 +48,11 @@ from docrouter.inspect.inspection import Inspection, inspect_isolated, inspectio
 from docrouter.inspect.isolation import WorkerPool
 from docrouter.inspect.pdfwork import PdfLog, TextWorkers
 from docrouter.progress import Progress
-from docrouter.results import Extraction, Result
+from docrouter.results import Annotation, Extraction, Result
 from docrouter.route.answers import AnswerLength, expected_answer, read_user_history, remember_answers
 from docrouter.route.pricing import PriceBook, priced_model
 from docrouter.route.reasoning import resolve as resolve_reasoning
-from docrouter.route.routing import Router, check_forced_engine
+from docrouter.route.routing import Router, check_forced_engine, forced_engine
 from docrouter.store import lease
 from docrouter.store.store import GroupCommit, History, Key, Store, read_history
 from docrouter.summary import Costs, job_costs
@@ -374,7 +375,7 @@ def make_router(config: RunConfig, model: ModelInfo, prices: PriceBook, history:
     return Router(
         model=model,
         prices=prices,
-        forced=None if config.engine == "auto" else config.engine,
+        forced=forced_engine(config.engine),
         prompt_chars=config.instruction_chars,
         # the request's cap: the answer's plus the reasoning budget an effort adds (counted in full at most)
         max_tokens=resolve_reasoning(config.reasoning, model, config.max_tokens).max_tokens(config.max_tokens),
@@ -435,26 +436,27 @@ def _unless_changed(doc: Document, inspection: Inspection, named: frozenset[str]
     return dataclasses.replace(inspection, error_type=changed.error_type, error_message=changed.message)
 
 
-def route(session: Session, pairs: Sequence[tuple[Document, Inspection | None]]) -> list[Job]:
+def route(session: Session, pairs: Sequence[tuple[Document, Inspection | None]]) -> list[Job | Unsent]:
     """Choose an engine and an estimate per document with the run's fixed Router (`plan` uses the same one)."""
     assert session.router is not None
-    jobs = [Job(doc, inspection, session.router.route(doc, inspection)) for doc, inspection in pairs]
+    jobs = [job_for(doc, inspection, session.router.route(doc, inspection)) for doc, inspection in pairs]
     session.costs += job_costs(jobs, session.router)
     return jobs
 
 
-async def call(session: Session, routed: Sequence[Job], copied_ids: set[str]) -> list[Result]:
+async def call(session: Session, routed: Sequence[Job | Unsent], copied_ids: set[str]) -> list[Result]:
     """Answer every job (concurrently, bounded by the limiter), recording each row before moving on.
 
     A job this run already took up (a retried batch) is skipped: it was recorded, or is being answered.
     """
     fresh = [job for job in routed if _claim(session, job.document)]
 
-    async def one(job: Job) -> Result | None:
+    async def one(job: Job | Unsent) -> Result | None:
         async with session.unrecorded:
-            result = unsent_row(job, session.jobs.run)
-            annotations: list = []
-            if result is None:
+            annotations: list[Annotation] = []
+            if isinstance(job, Unsent):
+                result = unsent_row(job, session.jobs.run)
+            else:
                 if stopping.interrupted(session.dispatcher.fatal):
                     return None  # a signal stopped the run: no row (the rerun sends it), no work to prepare it
                 result, annotations = await answer(job, session.jobs)
@@ -502,7 +504,7 @@ def remember_answer_lengths(session: Session) -> None:
     remember_answers(session.config.model, session.config.prompt_sha256, session.paid_answers)
 
 
-def write_summary(out: str, summary: dict) -> Path:
+def write_summary(out: str, summary: dict[str, Any]) -> Path:
     """The run's summary as DIR/_runs/<run_id>.json (atomic), for audits and benchmarks."""
     folder = Path(out) / "_runs"
     folder.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas
 
-from docrouter.call.rows import Job
+from docrouter.call.rows import Job, Unsent
 from docrouter.planning import baselines
 from docrouter.results import VALIDITY
 from docrouter.route.routing import Router, usd
@@ -47,15 +47,13 @@ class Costs:
         return cls(**{f.name: float(data.get(f.name) or 0.0) for f in fields(cls)})
 
 
-def job_costs(jobs: Iterable[Job], router: Router) -> Costs:
-    """The estimates of routed jobs (a job that is not sent counts $0 under every rule, as in `plan`)."""
+def job_costs(jobs: Iterable[Job | Unsent], router: Router) -> Costs:
+    """The estimates of routed jobs (a document that is not sent counts $0 under every rule, as in `plan`)."""
     total = Costs()
     for job in jobs:
-        route, inspection = job.route, job.inspection
-        if route is None or route.engine is None or route.estimate is None or inspection is None:
-            continue
-        default, ocr = baselines(job.document, inspection, route, router)
-        total += Costs(route.estimate.expected_usd, route.estimate.max_usd, default, ocr)
+        if isinstance(job, Job):
+            default, ocr = baselines(job.document, job.inspection, job.route, router)
+            total += Costs(job.route.estimate.expected_usd, job.route.estimate.max_usd, default, ocr)
     return total
 
 

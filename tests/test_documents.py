@@ -18,7 +18,7 @@ import pytest
 
 import samples
 from docrouter.call.reading import read_verified
-from docrouter.call.rows import Job, RunColumns, unsent_row
+from docrouter.call.rows import RunColumns, Unsent, unsent_row
 from docrouter.discover.documents import (
     EMPTY_MIME,
     OCTET_STREAM,
@@ -262,7 +262,7 @@ def _discover_as_nobody(root: Path) -> dict[str, Document]:
 
 def _row(doc: Document) -> tuple[str, str | None, str | None]:
     """(status, error_type, error_message) of the row a run writes for this document."""
-    row = unsent_row(Job(doc, None, None), RunColumns(run_id="r", model="m", prompt_sha256="p"))
+    row = unsent_row(Unsent(doc, None, None), RunColumns(run_id="r", model="m", prompt_sha256="p"))
     assert row is not None
     return row.status, row.error_type, row.error_message
 

@@ -20,7 +20,7 @@ from docrouter import errors
 from docrouter.call.client import OpenRouterClient, error_from_response, parse_completion
 from docrouter.call.nonanswers import says_unreadable
 from docrouter.call.payloads import RequestOptions, pdf_request
-from docrouter.call.rows import Job, RunColumns, annotation_rows, as_message_annotation, row
+from docrouter.call.rows import RunColumns, Unsent, annotation_rows, as_message_annotation, row
 from docrouter.discover.documents import discover_documents
 from docrouter.emulator import Emulator
 from docrouter.store.store import Store
@@ -107,7 +107,7 @@ def test_recorded_annotations_survive_the_store_and_go_back_exactly_as_received(
     answer = recorded("pdf_default_ocr_annotation")["body"]
     received = answer["choices"][0]["message"]["annotations"]
     run = RunColumns(run_id="r1", model=answer["model"], prompt_sha256="p")
-    job = Job(document, None, None)
+    job = Unsent(document, None, None)
     with Store(tmp_path / "out", "r1") as store:
         store.record(row(job, run, "ok", "2026-11-30T00:00:00+00:00"), annotation_rows(job, run, tuple(received), "x"))
     with Store(tmp_path / "out", "r2") as store:
@@ -130,7 +130,7 @@ def test_annotations_that_are_not_files_are_not_stored(tmp_path: Path) -> None:
     assert completion.annotations and {a["type"] for a in completion.annotations} == {"url_citation"}
     (tmp_path / "d.pdf").write_bytes(recorded_pdf()[1])
     (document,) = discover_documents([str(tmp_path)])
-    job = Job(document, None, None)
+    job = Unsent(document, None, None)
     assert annotation_rows(job, RunColumns("r", "m", "p"), completion.annotations, "native") == []
 
 

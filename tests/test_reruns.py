@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 import samples
-from docrouter.call.rows import Job, RunColumns, row
+from docrouter.call.rows import RunColumns, Unsent, row
 from docrouter.discover.documents import Document
 from docrouter.emulator import Emulator, RequestRecord
 from docrouter.errors import TERMINAL_ERROR_TYPES, is_terminal
@@ -56,7 +56,7 @@ def test_a_key_is_a_known_failure_only_when_its_latest_row_is_a_terminal_failure
             doc = Document(f"/src/{doc_id[0]}.pdf", f"{doc_id[0]}.pdf", "/src", 3, doc_id, "application/pdf", "pdf")
             for second, (status, error_type) in enumerate(rows):
                 when = f"2026-01-01T00:00:0{second}.000+00:00"
-                store.record(row(Job(doc, None, None), run, status, when, error_type=error_type, finished_at=when))
+                store.record(row(Unsent(doc, None, None), run, status, when, error_type=error_type, finished_at=when))
         live = terminal_failures(tmp_path)  # rows still in the journal
     assert live == terminal_failures(tmp_path) == {("b" * 64, "m", "p"), ("d" * 64, "m", "p")}
 

@@ -14,7 +14,7 @@ import pytest
 from prefect import flow
 
 import samples
-from docrouter.call.rows import Job
+from docrouter.call.rows import job_for
 from docrouter.emulator import Emulator
 from docrouter.planning import plan_from
 from docrouter.route.pricing import PriceBook
@@ -134,7 +134,7 @@ def test_a_runs_estimates_are_plans_totals_for_the_same_documents() -> None:
     router = Router(GEMINI, PriceBook(), None, PROMPT_CHARS, 512, 200)
     plan = plan_from(SAMPLES, router)
     fresh = [(d, i) for d, i in SAMPLES if not d.rel_path.startswith("copy/")]  # the run writes copies at $0
-    costs = job_costs([Job(d, i, router.route(d, i)) for d, i in fresh], router)
+    costs = job_costs([job_for(d, i, router.route(d, i)) for d, i in fresh], router)
     assert costs.expected_usd == pytest.approx(plan.routed_usd)
     assert costs.max_usd == pytest.approx(plan.routed_max_usd)
     assert costs.default_usd == pytest.approx(plan.default_usd)

@@ -53,7 +53,9 @@ def stored_annotations(out: Path, doc_id: str) -> tuple[dict[str, Any], ...]:
     )
 
 
-def build_question(row: dict[str, Any], options: RequestOptions, annotations: tuple[dict[str, Any], ...]) -> dict:
+def build_question(
+    row: dict[str, Any], options: RequestOptions, annotations: tuple[dict[str, Any], ...]
+) -> dict[str, Any]:
     """The request for a follow-up: the stored parse if any (no parse fee), else what was sent before."""
     path = stored_file(row["source_root"], row["path"])
     if not path.is_file():

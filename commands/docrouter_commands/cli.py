@@ -346,7 +346,8 @@ def _run_flow(config: RunConfig, key_block: str | None, stopper: Any) -> dict[st
         if key_block is not None and not config.offline:  # right after the server starts, before any document
             protect(asyncio.run(load_api_key(key_block)))  # work: a missing block is one line, not a failed flow
         try:
-            return stopping.run(docrouter_run(**params), stopper)
+            summary: dict[str, Any] = stopping.run(docrouter_run(**params), stopper)
+            return summary
         except RunStopped as exc:
             print(
                 f"docrouter: error: {redacted(str(exc))}; every finished row is written to {config.out}",

@@ -14,12 +14,13 @@ from typing import Any
 
 import pandas
 
+from docrouter import vocabulary
 from docrouter.errors import ConfigError
 from docrouter.results import VALIDITY
 from docrouter.store.store import read_results
 
 IDENTITY = ["doc_id", "path", "model", "prompt_sha256"]
-STATUSES = ("ok", "failed", "skipped", "over_budget")
+STATUSES = vocabulary.STATUSES  # the report lists them in this order
 COLUMNS = [  # everything but the answers themselves, which can be most of the bytes
     *IDENTITY,
     *("run_id", "engine", "status", "error_type", "error_message", "attempts", "est_cost_usd", "cost_usd"),
@@ -196,7 +197,8 @@ def _runs(rows: pandas.DataFrame) -> tuple[RunLine, ...]:
 
 
 def _minute(stamp: pandas.Timestamp) -> str:
-    return stamp.strftime("%Y-%m-%d %H:%M")
+    minute: str = stamp.strftime("%Y-%m-%d %H:%M")
+    return minute
 
 
 def render_report(report: Report, *, failed: bool = False) -> str:

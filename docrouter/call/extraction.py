@@ -155,7 +155,10 @@ def _validator_class(schema: dict[str, Any]) -> type[jsonschema.protocols.Valida
     """The validator of the schema's $schema dialect (2020-12 when it names none)."""
     import jsonschema
 
-    return jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    validator: type[jsonschema.protocols.Validator] = jsonschema.validators.validator_for(
+        schema, default=jsonschema.Draft202012Validator
+    )
+    return validator
 
 
 def first_json_object(reply: str) -> Any:

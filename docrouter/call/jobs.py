@@ -44,7 +44,7 @@ from docrouter.inspect.inspection import Inspection, extract_text
 from docrouter.results import Annotation, Result
 from docrouter.route.pricing import PriceBook, estimate
 from docrouter.route.splitting import Part, SplitLimits, check_body, part_labels, pdf_subset, plan_parts, split_to_fit
-from docrouter.vocabulary import PARSING_ENGINES
+from docrouter.vocabulary import PARSING_ENGINES, Engine, PdfEngine
 
 Body = Callable[[tuple[dict[str, Any], ...]], dict[str, Any]]
 BoundAt = Callable[[bool, int], Bound]  # (reusing a parse, max_tokens) -> the cost bound a request reserves
@@ -95,7 +95,6 @@ async def answer(job: Job, ctx: JobContext) -> tuple[Result, list[Annotation]]:
 
 async def _answer(job: Job, ctx: JobContext, started: str) -> tuple[Result, list[Annotation]]:
     route, inspection = job.route, job.inspection
-    assert route is not None and route.engine is not None and inspection is not None
     parts = plan_parts(inspection, route.engine, job.document.size_bytes, ctx.limits) if inspection.pages else []
     try:
         parts = split_to_fit(parts, lambda p: _prompt_upper(ctx, p.engine, _scoped(inspection, p)), _room(ctx))
@@ -107,8 +106,7 @@ async def _answer(job: Job, ctx: JobContext, started: str) -> tuple[Result, list
     except UNSENDABLE as exc:
         return error_row(job, ctx.run, exc, started), []
     attempted = extracted.attempted
-    engine = job.route.engine if job.route and job.route.engine else ""
-    found = annotation_rows(job, ctx.run, attempted.annotations, engine)
+    found = annotation_rows(job, ctx.run, attempted.annotations, job.route.engine)
     row = attempted_row(job, ctx.run, attempted, started, parts=max(1, len(parts)), extraction=extracted.validity)
     return row, found
 
@@ -129,7 +127,6 @@ async def _answer_whole_or_halves(job: Job, ctx: JobContext, parts: list[Part]) 
 
 async def _answer_whole(job: Job, ctx: JobContext) -> tuple[Job, Attempted]:
     route, inspection = job.route, job.inspection
-    assert route is not None and route.engine is not None and inspection is not None
     image = None
     if job.document.kind == "image":
         data = await asyncio.to_thread(read_verified, job.document, ctx.named_files)
@@ -148,7 +145,7 @@ async def _answer_whole(job: Job, ctx: JobContext) -> tuple[Job, Attempted]:
     return job, attempted
 
 
-async def _by_url(job: Job, ctx: JobContext, engine: str, image: PreparedImage | None) -> str | None:
+async def _by_url(job: Job, ctx: JobContext, engine: Engine, image: PreparedImage | None) -> str | None:
     """The URL to send instead of the bytes: an image as it is, or a PDF for a server-side parser, and only
     when its server says it has not changed since it was hashed (the API fetches what it then serves)."""
     doc = job.document
@@ -159,12 +156,11 @@ async def _by_url(job: Job, ctx: JobContext, engine: str, image: PreparedImage |
     return doc.remote.url if await ctx.fetcher.unchanged(doc) else None
 
 
-async def _instead(job: Job, first: Attempted, engine: str, note: str, ctx: JobContext) -> tuple[Job, Attempted]:
+async def _instead(job: Job, first: Attempted, engine: PdfEngine, note: str, ctx: JobContext) -> tuple[Job, Attempted]:
     """The document sent once more through `engine`; the row counts both requests' attempts and cost.
 
     When the budget cannot take the second request, the first outcome stands (nothing more was sent).
     """
-    assert job.route is not None
     sent = dataclasses.replace(job, route=dataclasses.replace(job.route, engine=engine), sent_as="upload")
     moved = _with_reason(sent, note)
     retried = judged(await _send(moved, engine, ctx))
@@ -177,7 +173,6 @@ async def _instead(job: Job, first: Attempted, engine: str, note: str, ctx: JobC
 
 
 def _with_reason(job: Job, note: str) -> Job:
-    assert job.route is not None
     return dataclasses.replace(job, route=dataclasses.replace(job.route, reason=f"{job.route.reason}; {note}"))
 
 
@@ -191,17 +186,17 @@ async def _checked(job: Job, ctx: JobContext, attempted: Attempted) -> Extracted
 
 def _text_bound(job: Job, ctx: JobContext) -> Callable[[int], Bound]:
     """The most a request of so many characters of text (a combine or repair request) may cost."""
-    assert job.inspection is not None
     inspection = job.inspection
     return lambda chars: _bound(
         ctx, "local-text", inspection, text_chars=chars, reusing=True, max_tokens=ctx.options.max_tokens
     )
 
 
-async def _extracted_parts(job: Job, ctx: JobContext, parts: list[Part], outcomes: list[Attempted]) -> Extracted:
+async def _extracted_parts(
+    job: Job, ctx: JobContext, extracting: Extracting, parts: list[Part], outcomes: list[Attempted]
+) -> Extracted:
     """Every range's object checked (and repaired), then merged by the schema's rule; one invalid range makes
     the document invalid."""
-    assert ctx.extracting is not None
     checked = await asyncio.gather(*(_checked(job, ctx, outcome) for outcome in outcomes))
     invalid = next((c for c in checked if c.value is None), None)
     if invalid is not None:
@@ -209,7 +204,7 @@ async def _extracted_parts(job: Job, ctx: JobContext, parts: list[Part], outcome
         merged = Extracted(result, None, invalid.validity)
     else:
         labelled = [(p.label, c) for p, c in zip(parts, checked, strict=True)]
-        merged = await merged_parts(ctx.extracting, ctx.options, labelled, ctx.dispatcher, _text_bound(job, ctx))
+        merged = await merged_parts(extracting, ctx.options, labelled, ctx.dispatcher, _text_bound(job, ctx))
     total = merged.attempted
     for other in checked:
         if other is not invalid:
@@ -234,7 +229,7 @@ async def _answer_parts(job: Job, ctx: JobContext, planned: list[Part]) -> tuple
     if failed is not None:
         return Extracted(Attempted(None, failed.error, attempts, cost, annotations)), parts
     if ctx.extracting is not None:
-        return await _extracted_parts(job, ctx, parts, outcomes), parts
+        return await _extracted_parts(job, ctx, ctx.extracting, parts, outcomes), parts
     partials = [(p.label, o.completion.content) for p, o in zip(parts, outcomes, strict=True) if o.completion]
     combined = await _combine_judged(job, ctx, partials)
     answers = [o.completion for o in outcomes if o.completion] + ([combined.completion] if combined.completion else [])
@@ -318,7 +313,6 @@ async def _combine_judged(job: Job, ctx: JobContext, partials: list[tuple[str, s
 async def _combine(job: Job, ctx: JobContext, partials: list[tuple[str, str]]) -> Attempted:
     """One answer from the partial answers; when they do not fit one request, halves first (a tree)."""
     inspection = job.inspection
-    assert inspection is not None
     body = combine_request(ctx.options, partials)
     chars = len(encode(body))
     room = _room(ctx)
@@ -333,7 +327,7 @@ async def _combine(job: Job, ctx: JobContext, partials: list[tuple[str, str]]) -
 
 async def _send(
     job: Job,
-    engine: str,
+    engine: Engine,
     ctx: JobContext,
     *,
     image: PreparedImage | None = None,
@@ -342,7 +336,6 @@ async def _send(
 ) -> Attempted:
     """Build the body for `engine` (the whole document or one part) and send it with retries."""
     doc, inspection = job.document, job.inspection
-    assert inspection is not None
     scope = _scoped(inspection, part)
     stored = _stored(ctx, doc.doc_id, engine, part)
     name = url_filename(doc.remote.url) if doc.remote else Path(doc.rel_path).name
@@ -388,11 +381,11 @@ async def _dispatch(ctx: JobContext, build: Body, bound: BoundAt, failure_charge
     first = await ctx.dispatcher.send(
         build, max_usd=lambda reusing: bound(reusing, sent), failure_charge_usd=failure_charge
     )
-    if not _cut_empty(first):
+    cut = _cut_empty(first)
+    if cut is None:
         return first
-    assert first.completion is not None
     parsed = first.annotations
-    cap = _larger_cap(ctx, first.completion, lambda tokens: _usd(bound(bool(parsed), tokens)))
+    cap = _larger_cap(ctx, cut, lambda tokens: _usd(bound(bool(parsed), tokens)))
     retried = None
     if cap is not None:
         retried = await ctx.dispatcher.send(
@@ -403,9 +396,9 @@ async def _dispatch(ctx: JobContext, build: Body, bound: BoundAt, failure_charge
     attempts = first.attempts + (retried.attempts if retried else 0)
     cost = first.cost_usd + (retried.cost_usd if retried else 0.0)
     annotations = parsed + (retried.annotations if retried else ())
-    if retried is not None and not _cut_empty(retried):
+    if retried is not None and _cut_empty(retried) is None:
         return dataclasses.replace(retried, attempts=attempts, cost_usd=cost, annotations=annotations)
-    return Attempted(None, _truncated(first.completion, sent, cap), attempts, cost, annotations)
+    return Attempted(None, _truncated(cut, sent, cap), attempts, cost, annotations)
 
 
 async def _combine_halves(job: Job, ctx: JobContext, partials: list[tuple[str, str]]) -> Attempted:
@@ -428,9 +421,10 @@ def _usd(bound: Bound) -> float:
     return bound.tokens_usd + bound.fee_usd
 
 
-def _cut_empty(attempted: Attempted) -> bool:
+def _cut_empty(attempted: Attempted) -> Completion | None:
+    """The answer, when the length limit cut it to nothing; None for any other outcome."""
     completion = attempted.completion
-    return completion is not None and completion.truncated and not completion.content.strip()
+    return completion if completion is not None and completion.truncated and not completion.content.strip() else None
 
 
 def _larger_cap(ctx: JobContext, cut: Completion, bound: Callable[[int], float]) -> int | None:
@@ -469,14 +463,14 @@ def _pdf_body(
     options: RequestOptions,
     data: bytes,
     name: str,
-    engine: str,
+    engine: Engine,
     stored: tuple[dict[str, Any], ...],
     url: str | None = None,
 ) -> Body:
     return lambda annotations: pdf_request(options, data, name, engine, annotations or stored, url=url)
 
 
-def _stored(ctx: JobContext, doc_id: str, engine: str, part: Part | None) -> tuple[dict[str, Any], ...]:
+def _stored(ctx: JobContext, doc_id: str, engine: Engine, part: Part | None) -> tuple[dict[str, Any], ...]:
     """Stored parses of the whole file (a part is a different file, with a different hash)."""
     if engine not in PARSING_ENGINES or part is not None:
         return ()
@@ -484,7 +478,7 @@ def _stored(ctx: JobContext, doc_id: str, engine: str, part: Part | None) -> tup
 
 
 def _bound(
-    ctx: JobContext, engine: str, scope: Inspection, *, text_chars: int | None, reusing: bool, max_tokens: int
+    ctx: JobContext, engine: Engine, scope: Inspection, *, text_chars: int | None, reusing: bool, max_tokens: int
 ) -> Bound:
     return estimate(
         engine,
@@ -504,7 +498,7 @@ def _room(ctx: JobContext) -> int | None:
     return context - ctx.options.max_tokens if context else None
 
 
-def _prompt_upper(ctx: JobContext, engine: str, scope: Inspection, text_chars: int | None = None) -> int:
+def _prompt_upper(ctx: JobContext, engine: Engine, scope: Inspection, text_chars: int | None = None) -> int:
     """At most how many prompt tokens sending `scope` with `engine` takes."""
     return estimate(
         engine,

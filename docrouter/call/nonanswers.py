@@ -15,6 +15,7 @@ from docrouter.call.dispatch import Attempted
 from docrouter.catalogue import ModelInfo
 from docrouter.inspect.inspection import Inspection
 from docrouter.route.routing import adequate_engines
+from docrouter.vocabulary import Engine, PdfEngine
 
 MAX_REPLY_CHARS = 400  # a real answer that quotes such a phrase is longer than a refusal
 # "cannot read/see/open/access" and its kin, in the languages archives are most often written in.
@@ -35,7 +36,7 @@ _DOCUMENT = (
 _CANNOT_RE = re.compile("|".join(_CANNOT), re.IGNORECASE | re.DOTALL)
 _DOCUMENT_RE = re.compile(_DOCUMENT, re.IGNORECASE)
 # Engines to try instead, best first: the model reading the file itself, then OCR, then the text layer.
-RETRY_ORDER = ("native", "mistral-ocr", "local-text", "pdf-text")
+RETRY_ORDER: tuple[PdfEngine, ...] = ("native", "mistral-ocr", "local-text", "pdf-text")
 
 
 def says_unreadable(content: str) -> bool:
@@ -46,7 +47,7 @@ def says_unreadable(content: str) -> bool:
     return _CANNOT_RE.search(text) is not None and _DOCUMENT_RE.search(text) is not None
 
 
-def other_engine(inspection: Inspection, model: ModelInfo, tried: str) -> str | None:
+def other_engine(inspection: Inspection, model: ModelInfo, tried: Engine) -> PdfEngine | None:
     """Another engine adequate for this PDF and model than `tried`, or None when there is none."""
     adequate = set(adequate_engines(inspection, model))
     return next((e for e in RETRY_ORDER if e in adequate and e != tried), None)

@@ -7,9 +7,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from docrouter.vocabulary import Engine
+
 # Our engine names -> the file-parser plugin's wire names. OpenRouter renamed pdf-text to
 # cloudflare-ai (the old name is a deprecated alias), so the wire name is configurable.
-DEFAULT_WIRE_NAMES = {"pdf-text": "cloudflare-ai", "mistral-ocr": "mistral-ocr", "native": "native"}
+DEFAULT_WIRE_NAMES: dict[Engine, str] = {"pdf-text": "cloudflare-ai", "mistral-ocr": "mistral-ocr", "native": "native"}
 
 
 @dataclass(frozen=True)
@@ -19,7 +21,7 @@ class RequestOptions:
     model: str
     prompt: str
     max_tokens: int  # what is sent: the answer cap plus the reasoning budget (docrouter.reasoning)
-    wire_names: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_WIRE_NAMES))
+    wire_names: dict[Engine, str] = field(default_factory=lambda: dict(DEFAULT_WIRE_NAMES))
     temperature: float | None = 0.0
     max_price: dict[str, float] | None = None  # provider.max_price: the most the run pays (budget.py)
     response_format: dict[str, Any] | None = None  # with --schema, for a model with structured outputs
@@ -69,7 +71,7 @@ def pdf_request(
     options: RequestOptions,
     pdf: bytes,
     filename: str,
-    engine: str,
+    engine: Engine,
     annotations: tuple[dict[str, Any], ...] = (),
     *,
     url: str | None = None,

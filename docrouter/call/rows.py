@@ -13,18 +13,35 @@ from docrouter.call.dispatch import Attempted
 from docrouter.discover.documents import SKIPPED_ERRORS, Document, skip_reason
 from docrouter.discover.urls import redact
 from docrouter.inspect.inspection import Inspection
-from docrouter.results import Annotation, Result, Status
-from docrouter.route.routing import Route
+from docrouter.results import Annotation, Result
+from docrouter.route.routing import NotSent, Route
+from docrouter.vocabulary import Engine, ErrorType, SentAs, Status
 
 
 @dataclass(frozen=True)
 class Job:
-    """A document with what inspection and routing decided about it."""
+    """A routed document: what inspection found and the engine routing chose for it."""
+
+    document: Document
+    inspection: Inspection
+    route: Route
+    sent_as: SentAs = "upload"  # how the request carries the document: upload | url
+
+
+@dataclass(frozen=True)
+class Unsent:
+    """A document decided before any call: skipped, failed inspection, or refused by routing (`route`)."""
 
     document: Document
     inspection: Inspection | None
-    route: Route | None
-    sent_as: str = "upload"  # how the request carries the document: upload | url
+    route: NotSent | None
+
+
+def job_for(document: Document, inspection: Inspection | None, route: Route | NotSent | None) -> Job | Unsent:
+    """A Job when routing chose an engine for an inspected, supported document, else Unsent."""
+    if isinstance(route, Route) and inspection is not None and document.kind is not None:
+        return Job(document, inspection, route)
+    return Unsent(document, inspection, route if isinstance(route, NotSent) else None)
 
 
 @dataclass(frozen=True)
@@ -41,9 +58,10 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def row(job: Job, run: RunColumns, status: Status, started_at: str, **fields: Any) -> Result:
+def row(job: Job | Unsent, run: RunColumns, status: Status, started_at: str, **fields: Any) -> Result:
     """A Result row for `job` with the run's shared columns filled in."""
-    doc, inspection, route = job.document, job.inspection, job.route
+    doc, inspection = job.document, job.inspection
+    routed = job.route if isinstance(job, Job) else None
     values: dict[str, Any] = {
         "run_id": run.run_id,
         "doc_id": doc.doc_id,
@@ -53,15 +71,15 @@ def row(job: Job, run: RunColumns, status: Status, started_at: str, **fields: An
         "mime_type": doc.mime_type,
         "kind": doc.kind,
         "pages": inspection.pages if inspection and inspection.ok else None,
-        "engine": route.engine if route else None,
-        "engine_reason": route.reason if route else None,
+        "engine": routed.engine if routed else None,
+        "engine_reason": job.route.reason if job.route else None,
         "model": run.model,
         "prompt_sha256": run.prompt_sha256,
         "status": status,
         "error_type": None,
         "error_message": None,
         "attempts": 0,
-        "est_cost_usd": route.estimate.expected_usd if route and route.estimate else 0.0,
+        "est_cost_usd": routed.estimate.expected_usd if routed else 0.0,
         "cost_usd": 0.0,
         "prompt_tokens": 0,
         "completion_tokens": 0,
@@ -77,8 +95,8 @@ def row(job: Job, run: RunColumns, status: Status, started_at: str, **fields: An
     return Result(**values)
 
 
-def unsent_row(job: Job, run: RunColumns) -> Result | None:
-    """The row for a document decided before any call (skipped, or failed inspection/routing), else None."""
+def unsent_row(job: Unsent, run: RunColumns) -> Result:
+    """The row for a document decided before any call: skipped, or failed inspection or routing."""
     started = now_iso()
     doc, inspection, route = job.document, job.inspection, job.route
     if doc.kind is None:
@@ -88,13 +106,15 @@ def unsent_row(job: Job, run: RunColumns) -> Result | None:
     if inspection is not None and not inspection.ok:
         fields = {"error_type": inspection.error_type, "error_message": inspection.error_message}
         return row(job, run, "failed", started, **fields)
-    if route is None or route.engine is None or route.estimate is None:
-        fields = {
-            "error_type": route.error_type if route else "unroutable",
-            "error_message": route.error_message if route else "no route was chosen for this document",
-        }
-        return row(job, run, "failed", started, **fields)
-    return None
+    unroutable: ErrorType = "unroutable"
+    return row(
+        job,
+        run,
+        "failed",
+        started,
+        error_type=route.error_type if route else unroutable,
+        error_message=route.error_message if route else "no route was chosen for this document",
+    )
 
 
 def attempted_row(
@@ -138,7 +158,9 @@ def error_row(job: Job, run: RunColumns, error: errors.DocrouterError, started: 
     return row(job, run, "failed", started, error_type=error.error_type, error_message=error.message, cost_usd=cost_usd)
 
 
-def annotation_rows(job: Job, run: RunColumns, found: tuple[dict[str, Any], ...], engine: str) -> list[Annotation]:
+def annotation_rows(
+    job: Job | Unsent, run: RunColumns, found: tuple[dict[str, Any], ...], engine: Engine
+) -> list[Annotation]:
     """The file annotations of a response (or of an error body), one row each."""
     created = now_iso()
     rows = []

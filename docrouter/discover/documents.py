@@ -15,6 +15,8 @@ from typing import Literal
 
 from docrouter.discover.names import escape_name, unescape_name
 from docrouter.errors import ConfigError
+from docrouter.vocabulary import SKIPPED_ERRORS as SKIPPED_ERRORS  # not a document at all: `skipped`
+from docrouter.vocabulary import ErrorType
 
 DocumentKind = Literal["pdf", "image"]
 
@@ -48,7 +50,7 @@ class Document:
     doc_id: str  # sha256 hex of the bytes; for an entry without readable bytes, of its place, size and mtime
     mime_type: str  # sniffed from the bytes; "application/octet-stream" when unknown
     kind: DocumentKind | None  # None: not a document docrouter can send (a `skipped` or `failed` row)
-    error_type: str | None = None  # why kind is None, when discovery knows: unsupported | unreadable | changed
+    error_type: ErrorType | None = None  # why kind is None, when discovery knows: unsupported | unreadable | changed
     error_message: str | None = None
     remote: Remote | None = None  # a document fetched from a URL: `path` is its bytes in the URL cache
 
@@ -63,7 +65,6 @@ HEAD = 1024  # real PDF readers accept the %PDF- header anywhere in the first 10
 EMPTY_MIME = "application/x-empty"  # zero bytes: kind None, the run reports it as `empty`
 UNREADABLE_MIME = "application/x-unreadable"  # a regular file that could not be read (permission, I/O error)
 OCTET_STREAM = "application/octet-stream"
-SKIPPED_ERRORS = frozenset({"empty", "unsupported"})  # not a document at all: `skipped`; the rest `failed`
 
 # What a non-regular entry is: (test on st_mode, MIME type as in shared-mime-info, what to call it).
 _SPECIAL = (
@@ -99,7 +100,7 @@ def sniff_mime(head: bytes) -> str:
     return OCTET_STREAM
 
 
-def skip_reason(doc: Document) -> tuple[str, str]:
+def skip_reason(doc: Document) -> tuple[ErrorType, str]:
     """(error_type, message) of a document that is not sent (kind None)."""
     if doc.error_type is not None:
         return doc.error_type, doc.error_message or doc.error_type
@@ -276,7 +277,7 @@ def _unlistable(entry: _Entry, root: str) -> Document:
 
 
 def _byteless(
-    entry: _Entry, root: str, info: os.stat_result | None, error_type: str, message: str, mime: str
+    entry: _Entry, root: str, info: os.stat_result | None, error_type: ErrorType, message: str, mime: str
 ) -> Document:
     """A Document without readable bytes; its identity is its place, size and mtime (so a rerun knows it)."""
     rel, stored_root = escape_name(entry.rel), escape_name(root)
@@ -297,7 +298,7 @@ def _lstat(path: str) -> os.stat_result | None:
         return None
 
 
-def _stat_failure(path: str, exc: OSError) -> tuple[str, str, str]:
+def _stat_failure(path: str, exc: OSError) -> tuple[ErrorType, str, str]:
     """(error_type, message, mime) for a path whose stat failed."""
     if exc.errno == errno.ELOOP:
         return "unreadable", "symlink loop: the link never reaches a file", "inode/symlink"
@@ -308,7 +309,7 @@ def _stat_failure(path: str, exc: OSError) -> tuple[str, str, str]:
     return "unreadable", f"cannot read it: {exc.strerror or exc}", UNREADABLE_MIME
 
 
-def _special(mode: int) -> tuple[str, str, str]:
+def _special(mode: int) -> tuple[ErrorType, str, str]:
     """(error_type, message, mime) for an entry that is not a regular file."""
     for test, mime, what in _SPECIAL:
         if test(mode):

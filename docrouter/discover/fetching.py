@@ -37,6 +37,7 @@ from docrouter.discover.documents import (
 from docrouter.discover.urls import UrlSource, url_key
 from docrouter.errors import ConfigError
 from docrouter.redaction import protect_all
+from docrouter.vocabulary import ErrorType
 
 CACHE_DIR = "_urls"
 ENV_TIMEOUT = "DOCROUTER_URL_TIMEOUT_S"
@@ -134,7 +135,7 @@ def _write_atomic(target: Path, data: bytes) -> None:
 class FetchFailed(Exception):
     """One URL could not be fetched: the error_type of its row and a message showing the redacted URL."""
 
-    def __init__(self, error_type: str, message: str) -> None:
+    def __init__(self, error_type: ErrorType, message: str) -> None:
         super().__init__(message)
         self.error_type = error_type
         self.message = message
@@ -308,7 +309,7 @@ def _fetched(source: UrlSource, entry: CacheEntry, blob: Path) -> Document:
     return dataclasses.replace(doc, error_type=error_type, error_message=message.replace("file", "document", 1))
 
 
-def _failed(source: UrlSource, error_type: str, message: str) -> Document:
+def _failed(source: UrlSource, error_type: ErrorType, message: str) -> Document:
     """A URL without bytes: its identity is a hash of the full URL (so a rerun knows its terminal failure)."""
     doc_id = hashlib.sha256(f"url\0{source.url}".encode()).hexdigest()
     return Document("", source.shown, source.source_root, 0, doc_id, OCTET_STREAM, None, error_type, message,

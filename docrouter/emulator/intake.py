@@ -159,7 +159,8 @@ def _response_schema(payload: dict[str, Any], model: EmulatedModel) -> dict[str,
         raise Rejection(400, "response_format.json_schema needs a name and a schema object")
     if not model.info.structured_outputs:
         raise Rejection(404, "No endpoints found that can handle the requested parameters.", error_type="not_found")
-    return spec["schema"]
+    schema: dict[str, Any] = spec["schema"]
+    return schema
 
 
 def _options(payload: dict[str, Any], messages: list[Any]) -> dict[str, Any]:

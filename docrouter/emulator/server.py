@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -25,11 +26,15 @@ API_PREFIXES = ("/api/v1", "/v1")
 UNLIMITED_CREDITS = 1_000_000.0  # what /credits reports for an emulator without a credit limit
 
 
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
 def _state(request: Request) -> EmulatorState:
-    return request.app.state.emulator
+    state: EmulatorState = request.app.state.emulator
+    return state
 
 
-def _logged(endpoint: Any, *, authorised: bool = True) -> Any:
+def _logged(endpoint: Endpoint, *, authorised: bool = True) -> Endpoint:
     """Wrap an API endpoint: check the key if it needs one (a Rejection becomes its error), log the call."""
 
     async def wrapped(request: Request) -> Response:

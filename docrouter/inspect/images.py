@@ -14,6 +14,7 @@ from PIL import Image
 
 from docrouter.errors import Corrupt, DocumentError, TooLarge
 from docrouter.inspect.isolation import WorkerPool
+from docrouter.vocabulary import ErrorType
 
 _FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP", "image/gif": "GIF"}
 # Full-size decodes at once in this process: each holds width x height x 4 bytes (800 MB at the default
@@ -140,7 +141,7 @@ def _encode(image: Image.Image, fmt: str) -> bytes:
 class DecodeFailed:
     """Why a worker could not decode an image (an error_type of ours and its message), as a picklable value."""
 
-    error_type: str
+    error_type: ErrorType
     message: str
 
 

@@ -22,6 +22,7 @@ from docrouter.inspect.textquality import TextQuality, measure_text
 from docrouter.pdf.pdfium import PdfiumPdf, open_pdfium
 from docrouter.pdf.pdfreading import PAGE_FAILURES, OpenedPdf, extract_text, open_readable, pypdf_messages
 from docrouter.pdf.pdfscan import PageScan
+from docrouter.vocabulary import ErrorType
 
 __all__ = [
     "PAGE_LABELS",
@@ -59,7 +60,7 @@ class Inspection:
     doc_id: str
     kind: DocumentKind
     pages: int = 0  # PDF pages; 1 for an image
-    error_type: str | None = None  # encrypted|corrupt|empty|unsupported|too_large|too_complex
+    error_type: ErrorType | None = None  # encrypted|corrupt|empty|unsupported|too_large|too_complex
     error_message: str | None = None
     producer: str | None = None
     encrypted: bool = False  # owner-password-only encryption, opened with the empty password

@@ -81,6 +81,10 @@ def extract_in_worker(request: tuple[str, Sequence[int] | None, float]) -> Extra
             return exc
 
 
+# One worker of TextWorkers: (path, pages, pypdf's seconds) in, the page texts or the document's error out.
+_TextPool = WorkerPool[tuple[str, Sequence[int] | None, float], Extracted | DocumentError]
+
+
 class PdfLog:
     """The run's log of what the PDF libraries said about each file (DIR/logs/<run_id>.log), and a file count."""
 
@@ -119,7 +123,7 @@ class TextWorkers:
 
     def __init__(self, limits: PdfLimits, *, workers: int = 2, log: PdfLog | None = None) -> None:
         self.limits, self.log = limits, log
-        self._free: queue.SimpleQueue[WorkerPool] = queue.SimpleQueue()
+        self._free: queue.SimpleQueue[_TextPool] = queue.SimpleQueue()
         self._all = [
             WorkerPool(extract_in_worker, workers=1, timeout_s=limits.time_s, memory_mb=limits.memory_mb)
             for _ in range(max(1, workers))

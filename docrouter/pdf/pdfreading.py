@@ -169,9 +169,9 @@ def index_unlisted_objects(reader: PdfReader) -> None:
 
 def xref_is_short(reader: PdfReader) -> bool:
     """Whether the xref lists fewer objects than the trailer's /Size says exist (a broken or partial table)."""
-    size: Any = reader.trailer.get("/Size")
+    declared: Any = reader.trailer.get("/Size")
     try:
-        size = int(size)
+        size = int(declared)
     except (TypeError, ValueError):  # no usable /Size: assume the worst
         return True
     listed = sum(len(objects) for objects in reader.xref.values()) + len(reader.xref_objStm)
@@ -203,7 +203,7 @@ def _decrypt(reader: PdfReader) -> None:
 
 def _producer(reader: PdfReader) -> str | None:
     try:
-        info: dict = reader.metadata or {}
+        info: dict[str, Any] = reader.metadata or {}
         value = info.get("/Producer") or info.get("/Creator")
     except PDF_FAILURES:
         return None

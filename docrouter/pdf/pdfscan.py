@@ -181,12 +181,12 @@ def content_bytes(page: PageObject) -> bytes:
     return b"\n".join(s.get_object().get_data() for s in streams if s is not None)
 
 
-def _dict(value: Any) -> dict:
+def _dict(value: Any) -> dict[str, Any]:
     value = value.get_object() if value is not None else None
     return value if isinstance(value, dict) else {}
 
 
-def count_operators(data: bytes, resources: dict, forms: FormCache, depth: int) -> Counts:
+def count_operators(data: bytes, resources: dict[str, Any], forms: FormCache, depth: int) -> Counts:
     """Counts for one content stream, recursing into the Form XObjects it draws."""
     bare = _STRINGS.sub(b" ", data)
     # Counting needs no order; only images and render modes need the (slower) walk in drawing order.
@@ -197,7 +197,7 @@ def count_operators(data: bytes, resources: dict, forms: FormCache, depth: int) 
     return counts
 
 
-def _walk_operators(data: bytes, resources: dict, forms: FormCache, depth: int) -> Counts:
+def _walk_operators(data: bytes, resources: dict[str, Any], forms: FormCache, depth: int) -> Counts:
     """Invisible text, images and forms in drawing order, tracking the CTM and render mode through q/Q."""
     counts = Counts()
     ctm, mode = IDENTITY, 0
@@ -229,7 +229,9 @@ def _walk_operators(data: bytes, resources: dict, forms: FormCache, depth: int) 
     return counts
 
 
-def _draw(counts: Counts, name: bytes, resources: dict, forms: FormCache, depth: int, ctm: Matrix, mode: int) -> None:
+def _draw(
+    counts: Counts, name: bytes, resources: dict[str, Any], forms: FormCache, depth: int, ctm: Matrix, mode: int
+) -> None:
     """An XObject placement: an image (area from the CTM) or a form (its own counts, scaled)."""
     key = "/" + _NAME_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), name).decode("latin-1")
     ref = _dict(resources.get("/XObject")).get(key)
@@ -246,7 +248,7 @@ def _draw(counts: Counts, name: bytes, resources: dict, forms: FormCache, depth:
         counts.add_form(form, _multiply(matrix, ctm) if matrix else ctm, mode)
 
 
-def _form_counts(ref: Any, xobject: Any, resources: dict, forms: FormCache, depth: int) -> Counts:
+def _form_counts(ref: Any, xobject: Any, resources: dict[str, Any], forms: FormCache, depth: int) -> Counts:
     """A form's counts in its own space, cached by object number; a form drawing itself counts as empty."""
     key = ref.idnum if hasattr(ref, "idnum") else id(xobject)
     if key in forms.done:

@@ -23,9 +23,9 @@ from docrouter.budget import Bound
 from docrouter.catalogue import ModelInfo
 from docrouter.errors import ConfigError
 from docrouter.inspect.inspection import Inspection
-
-PDF_ENGINES = ("local-text", "pdf-text", "native", "mistral-ocr")  # also the tie-break order
-IMAGE_ENGINE = "image"
+from docrouter.vocabulary import ENGINES, TEXT_ENGINES, Engine
+from docrouter.vocabulary import IMAGE_ENGINE as IMAGE_ENGINE  # the vocabulary's, named here too
+from docrouter.vocabulary import PDF_ENGINES as PDF_ENGINES  # also the tie-break order
 
 
 class PriceSettings(Protocol):
@@ -167,7 +167,7 @@ class Estimate:
 
 
 def estimate(
-    engine: str,
+    engine: Engine,
     inspection: Inspection,
     model: ModelInfo,
     prices: PriceBook,
@@ -200,7 +200,7 @@ def estimate(
 
 
 def token_bound(
-    engine: str, model: ModelInfo, ceiling: MaxPrice | None, prompt_tokens: int, max_tokens: int, fee: float
+    engine: Engine, model: ModelInfo, ceiling: MaxPrice | None, prompt_tokens: int, max_tokens: int, fee: float
 ) -> Bound:
     """Tokens, images and the request at the max price (the server refuses more); the OCR fee at list price.
 
@@ -227,13 +227,13 @@ def _tokens_usd(model: ModelInfo, prompt_tokens: int, completion_tokens: int) ->
     return prompt_tokens * prompt_price + completion_tokens * completion_price
 
 
-def parse_fee(engine: str, inspection: Inspection, prices: PriceBook) -> float:
+def parse_fee(engine: Engine, inspection: Inspection, prices: PriceBook) -> float:
     """The server-side parse fee: mistral-ocr bills every page; the other engines parse free."""
     return inspection.pages * prices.ocr_fee_per_page if engine == "mistral-ocr" else 0.0
 
 
 def document_tokens(
-    engine: str, inspection: Inspection, model: ModelInfo, prices: PriceBook, text_chars: int | None = None
+    engine: Engine, inspection: Inspection, model: ModelInfo, prices: PriceBook, text_chars: int | None = None
 ) -> tuple[int, int]:
     """(typical, upper) input tokens of the document itself with `engine`."""
     if (engine == IMAGE_ENGINE) != (inspection.kind == "image"):
@@ -241,7 +241,7 @@ def document_tokens(
     if engine == "local-text" and text_chars is not None:
         exact = prices.tokens(text_chars)
         return exact, exact
-    if engine in ("local-text", "pdf-text"):
+    if engine in TEXT_ENGINES:
         return text_layer_tokens(inspection, prices)
     if engine == "mistral-ocr":
         return ocr_tokens(inspection, prices)
@@ -249,7 +249,7 @@ def document_tokens(
         return native_tokens(inspection, model, prices)
     if engine == IMAGE_ENGINE:
         return image_tokens(inspection, model, prices)
-    raise ConfigError(f"unknown engine {engine!r}; expected one of {', '.join((*PDF_ENGINES, IMAGE_ENGINE))}")
+    raise ConfigError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
 
 
 def text_layer_tokens(inspection: Inspection, prices: PriceBook) -> tuple[int, int]:

@@ -17,20 +17,34 @@ from docrouter.catalogue import ModelInfo
 from docrouter.discover.documents import Document
 from docrouter.errors import ConfigError
 from docrouter.inspect.inspection import Inspection
-from docrouter.route.pricing import IMAGE_ENGINE, PDF_ENGINES, Estimate, PriceBook, estimate
-from docrouter.vocabulary import PARSING_ENGINES  # engines that return a reusable parse (annotations)
-
-TEXT_ENGINES = frozenset({"local-text", "pdf-text"})
+from docrouter.route.pricing import Estimate, PriceBook, estimate
+from docrouter.vocabulary import (
+    IMAGE_ENGINE,
+    PARSING_ENGINES,  # engines that return a reusable parse (annotations)
+    PDF_ENGINES,
+    TEXT_ENGINES,
+    Engine,
+    EngineChoice,
+    ErrorType,
+    PdfEngine,
+)
 
 
 @dataclass(frozen=True)
 class Route:
-    """The engine chosen for one document and why, or why it cannot be sent."""
+    """The engine chosen for one document, its estimate and why."""
 
-    engine: str | None
+    engine: Engine
     reason: str
-    estimate: Estimate | None
-    error_type: str | None = None
+    estimate: Estimate
+
+
+@dataclass(frozen=True)
+class NotSent:
+    """Why a document goes without a request: refused (error_type says why) or settled another way."""
+
+    reason: str
+    error_type: ErrorType | None = None
     error_message: str | None = None
 
 
@@ -44,7 +58,7 @@ class Costing:
     has_annotations: bool = False
     answer_tokens: int | None = None
 
-    def of(self, engine: str, inspection: Inspection, model: ModelInfo) -> Estimate:
+    def of(self, engine: Engine, inspection: Inspection, model: ModelInfo) -> Estimate:
         reuse = self.has_annotations and engine in PARSING_ENGINES
         return estimate(
             engine,
@@ -58,13 +72,19 @@ class Costing:
         )
 
 
+def forced_engine(name: str | None) -> PdfEngine | None:
+    """The PDF engine `--engine name` forces (None for auto); ConfigError for a name that is no engine."""
+    if name in (None, "auto"):
+        return None
+    for engine in PDF_ENGINES:
+        if engine == name:
+            return engine
+    raise ConfigError(f"--engine must be auto or one of {', '.join(PDF_ENGINES)}, not {name!r}")
+
+
 def check_forced_engine(forced: str | None, model: ModelInfo) -> None:
     """Raise ConfigError, before any call, when `--engine forced` cannot work with `model`."""
-    if forced in (None, "auto"):
-        return
-    if forced not in PDF_ENGINES:
-        raise ConfigError(f"--engine must be auto or one of {', '.join(PDF_ENGINES)}, not {forced!r}")
-    if forced == "native" and not model.takes_files:
+    if forced_engine(forced) == "native" and not model.takes_files:
         raise ConfigError(
             f"model {model.id} does not accept file input; use --engine mistral-ocr or local-text, "
             "or choose a model with file input"
@@ -76,24 +96,24 @@ def choose_engine(
     model: ModelInfo,
     prices: PriceBook,
     *,
-    forced: str | None = None,
+    forced: EngineChoice | None = None,
     prompt_chars: int,
     max_tokens: int,
     has_annotations: bool = False,
     answer_tokens: int | None = None,
-) -> Route:
-    """The engine for one document, its estimate and a one-line reason; an error route when none fits."""
+) -> Route | NotSent:
+    """The engine for one document, its estimate and a one-line reason; why not, when none fits."""
     costing = Costing(prices, prompt_chars, max_tokens, has_annotations, answer_tokens)
     if not inspection.ok:
         reason = f"not sent: inspection failed ({inspection.error_type})"
-        return Route(None, reason, None, inspection.error_type, inspection.error_message)
+        return NotSent(reason, inspection.error_type, inspection.error_message)
     if inspection.kind == "image":
         return route_image(inspection, model, costing)
     if inspection.pages <= 0 or inspection.verdict == "blank":
         message = "every page is blank: there is nothing to read"
-        return Route(None, f"{describe(inspection)}; not sent", None, "empty", message)
-    if forced not in (None, "auto"):
-        return route_forced(inspection, model, costing, str(forced))
+        return NotSent(f"{describe(inspection)}; not sent", "empty", message)
+    if forced is not None and forced != "auto":
+        return route_forced(inspection, model, costing, forced)
     return route_auto(inspection, model, costing)
 
 
@@ -113,9 +133,9 @@ def describe(inspection: Inspection) -> str:
     return described
 
 
-def adequate_engines(inspection: Inspection, model: ModelInfo) -> tuple[str, ...]:
+def adequate_engines(inspection: Inspection, model: ModelInfo) -> tuple[PdfEngine, ...]:
     """The PDF engines that can read this document with this model, in tie-break order."""
-    native = ("native",) if model.takes_files else ()
+    native: tuple[PdfEngine, ...] = ("native",) if model.takes_files else ()
     if inspection.needs_ocr:
         return (*native, "mistral-ocr")
     return ("local-text", "pdf-text", *native)
@@ -134,7 +154,7 @@ def route_auto(inspection: Inspection, model: ModelInfo, costing: Costing) -> Ro
     return Route(engine, reason, chosen)
 
 
-def compare(priced: list[tuple[str, Estimate]]) -> str:
+def compare(priced: list[tuple[PdfEngine, Estimate]]) -> str:
     """'native $0.0004 < mistral-ocr $0.0060' for engines sorted cheapest first."""
     text = label(*priced[0])
     for (_, before), (engine, after) in zip(priced, priced[1:], strict=False):
@@ -142,7 +162,7 @@ def compare(priced: list[tuple[str, Estimate]]) -> str:
     return text
 
 
-def label(engine: str, cost: Estimate) -> str:
+def label(engine: Engine, cost: Estimate) -> str:
     return f"{engine} {usd(cost.expected_usd)}"
 
 
@@ -151,7 +171,7 @@ def usd(amount: float) -> str:
     return f"${amount:.4f}" if amount >= 0.001 or amount == 0 else f"${amount:.6f}"
 
 
-def route_forced(inspection: Inspection, model: ModelInfo, costing: Costing, forced: str) -> Route:
+def route_forced(inspection: Inspection, model: ModelInfo, costing: Costing, forced: PdfEngine) -> Route | NotSent:
     """The forced engine, unless it cannot read the document at all."""
     check_forced_engine(forced, model)
     described = describe(inspection)
@@ -162,22 +182,22 @@ def route_forced(inspection: Inspection, model: ModelInfo, costing: Costing, for
                 f"--engine {forced} cannot read this document: none of its {inspection.pages} pages has a "
                 "usable text layer; use --engine auto, mistral-ocr or native"
             )
-            return Route(None, f"{described}; forced {forced} cannot read it: not sent", None, "unreadable", message)
+            return NotSent(f"{described}; forced {forced} cannot read it: not sent", "unreadable", message)
         described += f"; the {missing} pp without usable text will be missing from the answer"
     chosen = costing.of(forced, inspection, model)
     auto = route_auto(inspection, model, costing)
     reason = f"{described}; forced {label(forced, chosen)}"
-    if auto.engine != forced and auto.estimate is not None:
-        reason += f" (auto: {label(auto.engine or '', auto.estimate)})"
+    if auto.engine != forced:
+        reason += f" (auto: {label(auto.engine, auto.estimate)})"
     return Route(forced, reason, chosen)
 
 
-def route_image(inspection: Inspection, model: ModelInfo, costing: Costing) -> Route:
+def route_image(inspection: Inspection, model: ModelInfo, costing: Costing) -> Route | NotSent:
     """An image goes as an image_url, to a model that takes images."""
     size = f"image {inspection.image_format or ''} {inspection.width}x{inspection.height}".replace("  ", " ")
     if not model.takes_images:
         message = f"model {model.id} does not take images; choose a model with image input"
-        return Route(None, f"{size}; not sent", None, "unsupported", message)
+        return NotSent(f"{size}; not sent", "unsupported", message)
     chosen = costing.of(IMAGE_ENGINE, inspection, model)
     return Route(
         IMAGE_ENGINE, f"{size}; ~{chosen.prompt_tokens} tokens (estimated), {usd(chosen.expected_usd)}", chosen
@@ -190,13 +210,13 @@ class Router:
 
     model: ModelInfo
     prices: PriceBook
-    forced: str | None  # --engine, None for auto
+    forced: PdfEngine | None  # --engine, None for auto
     prompt_chars: int
     max_tokens: int
     answer_tokens: int  # the expected answer length (history, else the prior)
     annotated: frozenset[str] = frozenset()  # doc_ids with a stored parse: no OCR fee
 
-    def route(self, doc: Document, inspection: Inspection | None) -> Route | None:
+    def route(self, doc: Document, inspection: Inspection | None) -> Route | NotSent | None:
         """The document's route; None when it was not inspected (unsupported or unreadable file)."""
         if inspection is None:
             return None
@@ -211,7 +231,7 @@ class Router:
             answer_tokens=self.answer_tokens,
         )
 
-    def cost(self, engine: str, inspection: Inspection, annotated: bool) -> Estimate:
+    def cost(self, engine: Engine, inspection: Inspection, annotated: bool) -> Estimate:
         """What `engine` would cost for this document (the baselines beside the routed cost)."""
         costing = Costing(self.prices, self.prompt_chars, self.max_tokens, annotated, self.answer_tokens)
         return costing.of(engine, inspection, self.model)

@@ -15,8 +15,8 @@ from pypdf import PdfReader, PdfWriter
 from docrouter.errors import ConfigError, Corrupt, TooLarge
 from docrouter.inspect.inspection import Inspection
 from docrouter.pdf.pdfreading import index_unlisted_objects, pypdf_messages
+from docrouter.vocabulary import TEXT_ENGINES, Engine
 
-TEXT_ENGINES = frozenset({"local-text", "pdf-text"})
 ENV_MAX_REQUEST_BYTES = "DOCROUTER_MAX_REQUEST_BYTES"
 ENV_MAX_PART_PAGES = "DOCROUTER_MAX_PART_PAGES"
 
@@ -25,14 +25,14 @@ ENV_MAX_PART_PAGES = "DOCROUTER_MAX_PART_PAGES"
 class SplitLimits:
     """Per-request limits (pages per engine, request body bytes); past them a document is split."""
 
-    max_pages: dict[str, int] = field(
+    max_pages: dict[Engine, int] = field(
         default_factory=lambda: {"native": 100, "mistral-ocr": 200, "pdf-text": 200, "local-text": 200}
     )
     max_body_bytes: int = 20 * 1024 * 1024  # well under the ~30 MB where providers start to refuse
     max_text_chars: int = 400_000  # ~100k tokens of extracted text per request
     max_mixed_runs: int = 8  # past this many text/scan alternations, one engine reads it all
 
-    def pages_for(self, engine: str) -> int:
+    def pages_for(self, engine: Engine) -> int:
         return self.max_pages.get(engine, 100)
 
     @classmethod
@@ -63,7 +63,7 @@ class Part:
 
     first: int
     last: int
-    engine: str
+    engine: Engine
 
     @property
     def label(self) -> str:
@@ -74,7 +74,7 @@ class Part:
         return self.last - self.first + 1
 
 
-def plan_parts(inspection: Inspection, engine: str, size_bytes: int, limits: SplitLimits) -> list[Part]:
+def plan_parts(inspection: Inspection, engine: Engine, size_bytes: int, limits: SplitLimits) -> list[Part]:
     """One part when the document fits in one request; else ranges that each fit, text pages kept on text."""
     pages = max(1, inspection.pages)
     runs = [Part(0, pages - 1, engine)]
@@ -90,7 +90,7 @@ def plan_parts(inspection: Inspection, engine: str, size_bytes: int, limits: Spl
     return parts
 
 
-def _mixed_runs(pages: int, needs_reading: set[int], engine: str) -> list[Part]:
+def _mixed_runs(pages: int, needs_reading: set[int], engine: Engine) -> list[Part]:
     """Consecutive pages grouped by whether their text layer can be used."""
     runs: list[Part] = []
     start = 0
@@ -101,7 +101,7 @@ def _mixed_runs(pages: int, needs_reading: set[int], engine: str) -> list[Part]:
     return runs
 
 
-def _pages_per_part(engine: str, bytes_per_page: float, chars_per_page: float, limits: SplitLimits) -> int:
+def _pages_per_part(engine: Engine, bytes_per_page: float, chars_per_page: float, limits: SplitLimits) -> int:
     cap = limits.pages_for(engine)
     if engine in TEXT_ENGINES and chars_per_page > 0:
         cap = min(cap, int(limits.max_text_chars / chars_per_page))

@@ -200,7 +200,7 @@ def next_first_line(out_dir: Path, run_id: str) -> int:
     return end
 
 
-def journal_rows(kind: Kind, parts: list[Path], tail: list[tuple[Segment, list[Entry]]]) -> list[dict]:
+def journal_rows(kind: Kind, parts: list[Path], tail: list[tuple[Segment, list[Entry]]]) -> list[dict[str, Any]]:
     """Rows of the segments read in `tail` that are not in `parts` (listed after reading the segments)."""
     names = {p.name for p in parts}
     return [

@@ -251,7 +251,7 @@ def damage(path: Path, schema: pa.Schema) -> str | None:
 
 
 def _compatible(found: pa.DataType, wanted: pa.DataType) -> bool:
-    return found == wanted or (pat.is_timestamp(found) and pat.is_timestamp(wanted)) or found == pa.null()
+    return bool(found == wanted or (pat.is_timestamp(found) and pat.is_timestamp(wanted)) or found == pa.null())
 
 
 def sound_parts(directory: Path, schema: pa.Schema) -> list[Path]:

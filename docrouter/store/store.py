@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pandas
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from docrouter.call.columns import to_table as extraction_table
@@ -57,6 +58,7 @@ from docrouter.store.datasets import (
 )
 from docrouter.store.extractions import journal_row, partition, write_schema_file
 from docrouter.store.journal import JOURNAL_DIR, RunLock, SegmentWriter
+from docrouter.vocabulary import Engine
 
 __all__ = [
     *("ANNOTATIONS_SCHEMA", "RESULTS_SCHEMA", "GroupCommit", "Store"),
@@ -376,7 +378,7 @@ def _index_annotations(out_dir: Path) -> dict[str, tuple[Path, ...]]:
     return where
 
 
-def _rows(batches: Iterable) -> Iterable[tuple]:
+def _rows(batches: Iterable[pa.RecordBatch]) -> Iterable[tuple[Any, ...]]:
     for batch in batches:
         yield from zip(*(column.to_pylist() for column in batch.columns), strict=True)
 
@@ -421,7 +423,7 @@ class History:
     failed: frozenset[Key] = frozenset()  # the latest row is a terminal failure
     annotated: frozenset[str] = frozenset()  # doc_ids with a stored parse
     answer_tokens: tuple[int, ...] = ()  # completion tokens of paid ok answers for this model and prompt
-    answers: Mapping[str, tuple[str, str | None]] = field(default_factory=dict)  # doc_id -> (path, engine), ok
+    answers: Mapping[str, tuple[str, Engine | None]] = field(default_factory=dict)  # doc_id -> (path, engine), ok
 
 
 def read_history(out_dir: str | Path | None, model: str, prompt_sha256: str) -> History:
@@ -433,7 +435,7 @@ def read_history(out_dir: str | Path | None, model: str, prompt_sha256: str) -> 
     done: set[Key] = set()
     answered: set[tuple[str, str]] = set()
     tokens: list[int] = []
-    answers: dict[str, tuple[str, str | None]] = {}
+    answers: dict[str, tuple[str, Engine | None]] = {}
     table = read_dataset(out, RESULTS, [*columns, "engine"])
     rows = _rows(table.to_batches())
     for path, doc_id, row_model, prompt, status, truncated, attempts, completion, engine in rows:

@@ -16,6 +16,7 @@ from prefect.utilities.annotations import quote
 from docrouter import session as runs
 from docrouter import stopping
 from docrouter.config import RUN_DEFAULTS, RunConfig, config_from_parameters
+from docrouter.discover.documents import Document
 from docrouter.environment import Environment
 from docrouter.errors import RunFatal
 from docrouter.pilot import read_forecast
@@ -161,7 +162,7 @@ async def process_batches(session: runs.Session, selection: runs.Selection) -> U
     inspecting = asyncio.Semaphore(session.concurrency.inspecting_batches)
     progress_id = await publish_progress(None, session, 0.0)
 
-    async def one(index: int, batch: list) -> None:
+    async def one(index: int, batch: list[Document]) -> None:
         label = f"{index + 1}-of-{len(batches)}"
         async with window:
             if stopping.interrupted(session.dispatcher.fatal):

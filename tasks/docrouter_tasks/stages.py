@@ -10,7 +10,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from docrouter import session as runs
-from docrouter.call.jobs import Job
+from docrouter.call.rows import Job, Unsent
 from docrouter.config import RunConfig
 from docrouter.discover.documents import Document
 from docrouter.inspect.inspection import Inspection
@@ -44,7 +44,7 @@ async def inspect(
 
 
 @task(name="route-batch", task_run_name="route-{label}", **_TASK)
-def route(session: runs.Session, pairs: Sequence[tuple[Document, Inspection | None]], label: str) -> list[Job]:
+def route(session: runs.Session, pairs: Sequence[tuple[Document, Inspection | None]], label: str) -> list[Job | Unsent]:
     """Choose engine and estimate per document (pure, fast)."""
     return runs.route(session, pairs)
 
@@ -53,6 +53,6 @@ def route(session: runs.Session, pairs: Sequence[tuple[Document, Inspection | No
 # is that document's row, so what escapes is run-level (disk full, a bug), where sending the batch again
 # cannot help and could pay twice. runs.call also skips documents this run has already taken up.
 @task(name="call-batch", task_run_name="call-{label}", **_TASK)
-async def call(session: runs.Session, jobs: Sequence[Job], copied_ids: set[str], label: str) -> list[Result]:
+async def call(session: runs.Session, jobs: Sequence[Job | Unsent], copied_ids: set[str], label: str) -> list[Result]:
     """Send a batch once; HTTP retries honour Retry-After inside, and no document is taken up twice."""
     return await runs.call(session, jobs, copied_ids)
