@@ -99,7 +99,9 @@ def test_a_second_run_on_the_same_out_exits_2_at_once_and_nothing_is_paid_twice(
 ) -> None:
     write_corpus(tmp_path / "docs", scans=10, pngs=10)  # every request carries its file: billed per file hash
     out = tmp_path / "out"
-    with Emulator(seed=5, latency=0.3) as emu:
+    # 3 s per answer at --concurrency 4: the first run sends for ~15 s, long enough for the second to start up
+    # and reach the lease on a loaded machine (at 0.3 s it had finished before the second got there).
+    with Emulator(seed=5, latency=3.0) as emu:
         first = start_run(tmp_path / "docs", out, emu, prefect_api_url)
         deadline = time.monotonic() + 120
         # A chat request, not any request: the CLI reads GET /models before Prefect starts (its early checks),
