@@ -16,6 +16,7 @@ from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
 
+from docrouter.store.failures import commonest_failures
 from docrouter.store.store import read_results
 
 ROW_COLUMNS = ["run_id", "path", "status", "engine", "error_type", "error_message", "cost_usd"]
@@ -126,15 +127,9 @@ def _counts(values: pd.Series) -> dict[str, int]:
 
 def top_failures(rows: pd.DataFrame, limit: int = TOP_FAILURES) -> list[dict[str, Any]]:
     """The commonest error types among failed rows, each with one example path and message to act on."""
-    failed = rows[rows["status"] != "ok"]
-    failed = failed[failed["error_type"].notna()]
-    top = []
-    for error_type, group in sorted(failed.groupby("error_type"), key=lambda item: (-len(item[1]), item[0])):
-        example = group.iloc[0]
-        top.append(
-            {"error_type": error_type, "count": len(group), "example": f"{example['path']}: {example['error_message']}"}
-        )
-    return top[:limit]
+    return [
+        {"error_type": f.error_type, "count": f.count, "example": f.example} for f in commonest_failures(rows, limit)
+    ]
 
 
 def unfinished_message(shard_runs: Sequence[ShardRun]) -> str | None:
