@@ -7,6 +7,7 @@ The package listing is SPEC §1's diagram; every arrow points down (tests/test_l
     discover/ -> inspect/ -> route/ -> call/ -> store/     one folder per stage; each imports only the
                                                            vocabulary, the shared parts and the stages before it
     config  session  planning  progress  stopping  the composition root: `run`, `plan` and `ask` open a session
+    ledger  asking                                 (its functions); the ledger: what DIR holds, read once
     emulator/                                      an OpenRouter-compatible server (vocabulary, catalogue, pdf)
 
 Outside the library (never imported by it): the Prefect flows (flows/docrouter_flows), the tasks

@@ -17,15 +17,15 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from docrouter.call.client import models_fetcher
-from docrouter.catalogue import Catalogue, ModelInfo, answering_model, cache_dir, cache_name, load_catalogue
-from docrouter.config import RunConfig, resolve_api_key, resolve_base_url
+from docrouter.catalogue import ModelInfo
+from docrouter.config import RunConfig
 from docrouter.discover.documents import SKIPPED_ERRORS, Document, skip_reason
 from docrouter.errors import ConfigError
 from docrouter.inspect.inspection import Inspection
-from docrouter.route.pricing import MaxPrice, PriceBook, priced_model
-from docrouter.route.routing import Route, Router, check_forced_engine, usd
-from docrouter.store.store import read_history
+from docrouter.ledger import Reader, read_ledger
+from docrouter.route.pricing import PriceBook
+from docrouter.route.routing import Route, Router, usd
+from docrouter.store.compaction import read_dataset
 
 PLAN_FILE = "plan.parquet"
 
@@ -116,7 +116,9 @@ def build_plan(
     annotated_doc_ids: frozenset[str] = frozenset(),
     answer_tokens: int | None = None,
 ) -> Plan:
-    """Route and price every document (no request); the same bytes twice are priced once."""
+    """Route and price every document (no request, no DIR); the same bytes twice are priced once."""
+    from docrouter.session import split_copies
+
     router = Router(
         model,
         prices,
@@ -126,33 +128,32 @@ def build_plan(
         max_tokens if answer_tokens is None else answer_tokens,
         annotated_doc_ids,
     )
-    return plan_from(pairs, router)
+    inspected = {id(doc): (doc, inspection) for doc, inspection in pairs}
+    first, copies = split_copies(doc for doc, _ in inspected.values())
+    return plan_from([inspected[id(doc)] for doc in first], router, copies=copies)
 
 
 def plan_from(
     pairs: Iterable[tuple[Document, Inspection | None]],
     router: Router,
     *,
+    copies: Sequence[Document] = (),
     settled: Sequence[tuple[Document, str]] = (),
     earlier: Mapping[str, tuple[str, str | None]] | None = None,
 ) -> Plan:
-    """The plan with the run's own Router: uninspected supported documents whose content an earlier run
-    answered (`earlier`: doc_id -> (path, engine)) are copies at $0, `settled` ones are left alone."""
+    """The plan with the run's own Router and selection: `pairs` are routed and priced; `copies` (another path
+    of content sent here, or answered by an earlier run: `earlier`, doc_id -> (path, engine)) cost $0, and
+    `settled` ones are left alone."""
     rows: list[PlanRow] = []
     first: dict[str, PlanRow] = {}
     for doc, inspection in pairs:
-        original = first.get(doc.doc_id) if doc.kind is not None else None
-        answered = (earlier or {}).get(doc.doc_id) if doc.kind is not None and inspection is None else None
-        if original is not None:
-            rows.append(_copy(original, doc))
-            continue
-        if answered is not None:
-            rows.append(_earlier_copy(doc, *answered))
-            continue
         row = plan_row(doc, inspection, router)
         if doc.kind is not None:
-            first[doc.doc_id] = row
+            first.setdefault(doc.doc_id, row)
         rows.append(row)
+    for doc in copies:
+        original = first.get(doc.doc_id)
+        rows.append(_copy(original, doc) if original else _earlier_copy(doc, *(earlier or {})[doc.doc_id]))
     rows += [_settled_row(doc, why) for doc, why in settled]
     model = router.model
     return Plan(
@@ -376,22 +377,19 @@ def plan_command(config: RunConfig, *, out: str | None = None, as_json: bool = F
     return 0
 
 
-def make_plan(config: RunConfig, fetched: Sequence[Document] = ()) -> Plan:
-    """Discover (plus `fetched` URL documents), select against DIR's history (config.out), inspect what a run
-    would send, route and price."""
-    from docrouter.session import discover, inspect, make_router, named_files, select_from  # the run's own stages
+def make_plan(config: RunConfig, fetched: Sequence[Document] = (), *, read: Reader = read_dataset) -> Plan:
+    """Discover (plus `fetched` URL documents), select against DIR's ledger (config.out), inspect what a run
+    would send, route and price: the run's own session functions, with no paid call."""
+    from docrouter.session import checked_model, discover, inspect, make_router, models, named_files, select_from
 
-    model, ceiling = checked_model(config)
-    history = read_history(config.out, config.model, config.prompt_sha256)
+    model, ceiling = checked_model(config, models(config))
+    ledger = read_ledger(config.out, config.model, config.prompt_sha256, read=read)  # the ids of stored parses
     documents = [*discover(config), *fetched]
-    selection = select_from(documents, history, config)
-    fresh = inspect(selection.fresh, named=named_files(config.sources))
-    inspected = {id(doc): (doc, inspection) for doc, inspection in fresh}
-    wanted = {id(d) for d in selection.copies}
-    pairs = [inspected.get(id(d), (d, None)) for d in documents if id(d) in inspected or id(d) in wanted]
+    selection = select_from(documents, ledger, config)
+    pairs = inspect(selection.fresh, named=named_files(config.sources))
     prices = PriceBook(ocr_fee_per_page=config.ocr_fee_per_page, ceiling=ceiling)  # as the run prices
-    router = make_router(config, model, prices, history)
-    return plan_from(pairs, router, settled=selection.settled, earlier=history.answers)
+    router = make_router(config, model, prices, ledger)
+    return plan_from(pairs, router, copies=selection.copies, settled=selection.settled, earlier=ledger.answers)
 
 
 def plan_json(plan: Plan) -> dict[str, object]:
@@ -402,25 +400,3 @@ def plan_json(plan: Plan) -> dict[str, object]:
     ]
     totals = plan_totals(plan)
     return {"expected_usd": plan.routed_usd, "max_usd": plan.routed_max_usd, **totals, "documents": documents}
-
-
-def checked_model(config: RunConfig) -> tuple[ModelInfo, MaxPrice]:
-    """The model as the run prices it and its max price; ConfigError ("did you mean ...") for an unknown model,
-    an engine it cannot use or a price it cannot bound. `run` calls this before Prefect starts (one line)."""
-    answering = answering_model(plan_catalogue(config), config.model, config.fallback_models)
-    model, ceiling = priced_model(answering, config)
-    check_forced_engine(None if config.engine == "auto" else config.engine, model)
-    return model, ceiling
-
-
-def plan_catalogue(config: RunConfig) -> Catalogue:
-    """The model list a run would use (GET /models needs no key; --offline: the snapshot)."""
-    if config.offline:
-        return load_catalogue(None, cache_path=cache_dir() / "models-offline.json")
-    base_url = resolve_base_url(config.base_url)
-    try:
-        key: str | None = resolve_api_key(None)
-    except ConfigError:
-        key = None
-    ttl_s = 0.0 if config.refresh_models else 3600.0
-    return load_catalogue(models_fetcher(base_url, key), cache_path=cache_dir() / cache_name(base_url), ttl_s=ttl_s)

@@ -294,13 +294,12 @@ def run_config(args: argparse.Namespace) -> RunConfig:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from docrouter import stopping
-    from docrouter.planning import checked_model
-    from docrouter.session import check_run
+    from docrouter.session import check_run, checked_model, models
     from docrouter.store import lease
 
     config = run_config(args)
     check_run(config, key_block=args.key_block)  # here, a one-line error; inside the flow, a Prefect traceback
-    checked_model(config)  # an unknown model or an impossible --engine: before Prefect's start-up, not after
+    checked_model(config, models(config))  # an unknown model or an impossible --engine: before Prefect starts
     _quiet_prefect_server()
     sources, stashed = stash_command_line_urls(config.sources)  # no signed URL in the flow's parameters
     if stashed is not None:
