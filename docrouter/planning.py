@@ -355,28 +355,6 @@ def write_plan(plan: Plan, out_dir: Path) -> Path:
     return target
 
 
-def plan_command(config: RunConfig, *, out: str | None = None, as_json: bool = False) -> int:
-    """`docrouter plan`: the run's own selection, inspection, routing and estimates, printed; no paid call."""
-    from docrouter.session import planned_urls
-
-    with planned_urls(config) as (fetched, totals):
-        plan = make_plan(config, fetched)
-    if as_json:
-        print(json.dumps(plan_json(plan)))
-    else:
-        print(render_plan(plan))
-    if fetched and not as_json:
-        print(
-            f"URLs: {len(fetched)}; fetched {totals.fetched} ({totals.fetched_bytes:,} bytes), "
-            f"{totals.not_modified} unchanged since the last fetch, {totals.failed} failed"
-        )
-    if out:
-        written = write_plan(plan, Path(out))
-        if not as_json:
-            print(f"plan written to {written}")
-    return 0
-
-
 def make_plan(config: RunConfig, fetched: Sequence[Document] = (), *, read: Reader = read_dataset) -> Plan:
     """Discover (plus `fetched` URL documents), select against DIR's ledger (config.out), inspect what a run
     would send, route and price: the run's own session functions, with no paid call."""

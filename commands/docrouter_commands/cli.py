@@ -385,7 +385,7 @@ def render_summary(summary: dict[str, Any]) -> str:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from docrouter.planning import plan_command
+    from docrouter_commands.planning import plan_command
 
     return plan_command(run_config(args), out=args.out, as_json=args.json)
 
