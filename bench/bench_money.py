@@ -31,7 +31,7 @@ import samples  # noqa: E402
 from docrouter import session as runs  # noqa: E402
 from docrouter.config import RunConfig  # noqa: E402
 from docrouter.emulator import Emulator  # noqa: E402
-from docrouter.planning import Plan, build_plan, plan_catalogue  # noqa: E402
+from docrouter.planning import Plan, build_plan  # noqa: E402
 from docrouter.route.pricing import PriceBook  # noqa: E402
 from tests.pipeline import scan_pdf  # noqa: E402
 
@@ -72,7 +72,7 @@ def plan_for(source: Path, model: str) -> Plan:
     offline = RunConfig(sources=cfg.sources, out="", model=model, offline=True)
     return build_plan(
         runs.inspect(runs.discover(cfg)),
-        plan_catalogue(offline).get(model),
+        runs.models(offline).get(model),
         PriceBook(ocr_fee_per_page=cfg.ocr_fee_per_page),
         prompt_chars=len(PROMPT),
         max_tokens=MAX_TOKENS,

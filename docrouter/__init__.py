@@ -10,6 +10,7 @@ The package listing is SPEC §1's diagram; every arrow points down (tests/test_l
     config  session  planning  progress  stopping  the composition root: `run`, `plan` and `ask` open a session
     environment                                    (environment: the variables, read once at the edge)
     concurrency                                    (every bound on what a run does at once, with its reason)
+    ledger  asking                                 (its functions); the ledger: what DIR holds, read once
     emulator/                                      an OpenRouter-compatible server (vocabulary, catalogue, pdf)
 
 Outside the library (never imported by it): the Prefect flows (flows/docrouter_flows), the tasks

@@ -17,15 +17,15 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from docrouter.call.client import models_fetcher
-from docrouter.catalogue import Catalogue, ModelInfo, answering_model, cache_dir, cache_name, load_catalogue
-from docrouter.config import RunConfig, resolve_api_key, resolve_base_url
+from docrouter.catalogue import ModelInfo
+from docrouter.config import RunConfig
 from docrouter.discover.documents import SKIPPED_ERRORS, Document, skip_reason
 from docrouter.errors import ConfigError
 from docrouter.inspect.inspection import Inspection, inspection_pool
-from docrouter.route.pricing import MaxPrice, PriceBook, priced_model
-from docrouter.route.routing import NotSent, Route, Router, check_forced_engine, usd
-from docrouter.store.store import read_history
+from docrouter.ledger import Reader, read_ledger
+from docrouter.route.pricing import PriceBook
+from docrouter.route.routing import NotSent, Route, Router, usd
+from docrouter.store.compaction import read_dataset
 from docrouter.vocabulary import Engine, EngineChoice, ErrorType, PdfEngine
 
 PLAN_FILE = "plan.parquet"
@@ -117,7 +117,9 @@ def build_plan(
     annotated_doc_ids: frozenset[str] = frozenset(),
     answer_tokens: int | None = None,
 ) -> Plan:
-    """Route and price every document (no request); the same bytes twice are priced once."""
+    """Route and price every document (no request, no DIR); the same bytes twice are priced once."""
+    from docrouter.session import split_copies
+
     router = Router(
         model,
         prices,
@@ -127,33 +129,32 @@ def build_plan(
         max_tokens if answer_tokens is None else answer_tokens,
         annotated_doc_ids,
     )
-    return plan_from(pairs, router)
+    inspected = {id(doc): (doc, inspection) for doc, inspection in pairs}
+    first, copies = split_copies(doc for doc, _ in inspected.values())
+    return plan_from([inspected[id(doc)] for doc in first], router, copies=copies)
 
 
 def plan_from(
     pairs: Iterable[tuple[Document, Inspection | None]],
     router: Router,
     *,
+    copies: Sequence[Document] = (),
     settled: Sequence[tuple[Document, str]] = (),
     earlier: Mapping[str, tuple[str, Engine | None]] | None = None,
 ) -> Plan:
-    """The plan with the run's own Router: uninspected supported documents whose content an earlier run
-    answered (`earlier`: doc_id -> (path, engine)) are copies at $0, `settled` ones are left alone."""
+    """The plan with the run's own Router and selection: `pairs` are routed and priced; `copies` (another path
+    of content sent here, or answered by an earlier run: `earlier`, doc_id -> (path, engine)) cost $0, and
+    `settled` ones are left alone."""
     rows: list[PlanRow] = []
     first: dict[str, PlanRow] = {}
     for doc, inspection in pairs:
-        original = first.get(doc.doc_id) if doc.kind is not None else None
-        answered = (earlier or {}).get(doc.doc_id) if doc.kind is not None and inspection is None else None
-        if original is not None:
-            rows.append(_copy(original, doc))
-            continue
-        if answered is not None:
-            rows.append(_earlier_copy(doc, *answered))
-            continue
         row = plan_row(doc, inspection, router)
         if doc.kind is not None:
-            first[doc.doc_id] = row
+            first.setdefault(doc.doc_id, row)
         rows.append(row)
+    for doc in copies:
+        original = first.get(doc.doc_id)
+        rows.append(_copy(original, doc) if original else _earlier_copy(doc, *(earlier or {})[doc.doc_id]))
     rows += [_settled_row(doc, why) for doc, why in settled]
     model = router.model
     return Plan(
@@ -362,55 +363,26 @@ def write_plan(plan: Plan, out_dir: Path) -> Path:
     return target
 
 
-def plan_command(config: RunConfig, *, out: str | None = None, as_json: bool = False, pilot: int = 0) -> int:
-    """`docrouter plan`: the run's own selection, inspection, routing and estimates, printed; no paid call
-    unless `pilot` documents are to be answered for real (docrouter/pilot.py) to forecast the bill."""
-    from docrouter.pilot import pilot_json, render_pilot, run_pilot, write_forecast
-    from docrouter.session import check_run, discover, planned_urls
-
-    if pilot:
-        check_run(config)  # a missing key or an unwritable DIR: one line, before any work
-    with planned_urls(config) as (fetched, totals):
-        documents = [*discover(config), *fetched]
-        plan = make_plan(config, fetched, documents=documents)
-        trial = run_pilot(config, plan, documents, pilot) if pilot else None
-    if trial and out:
-        write_forecast(Path(out), config, trial)
-    if as_json:
-        print(json.dumps(plan_json(plan) | (pilot_json(trial) if trial else {})))
-    else:
-        print(render_plan(plan) + (f"\n{render_pilot(trial)}" if trial else ""))
-    if fetched and not as_json:
-        print(
-            f"URLs: {len(fetched)}; fetched {totals.fetched} ({totals.fetched_bytes:,} bytes), "
-            f"{totals.not_modified} unchanged since the last fetch, {totals.failed} failed"
-        )
-    if out:
-        written = write_plan(plan, Path(out))
-        if not as_json:
-            print(f"plan written to {written}")
-    return 0
-
-
 def make_plan(
-    config: RunConfig, fetched: Sequence[Document] = (), *, documents: Sequence[Document] | None = None
+    config: RunConfig,
+    fetched: Sequence[Document] = (),
+    *,
+    documents: Sequence[Document] | None = None,
+    read: Reader = read_dataset,
 ) -> Plan:
-    """Discover (plus `fetched` URL documents; or take `documents` as discovered), select against DIR's history
-    (config.out), inspect what a run would send, route and price."""
-    from docrouter.session import discover, inspect, make_router, named_files, select_from  # the run's own stages
+    """Discover (plus `fetched` URL documents; or take `documents` as discovered), select against DIR's ledger
+    (config.out), inspect what a run would send, route and price: the run's own session functions, no paid call."""
+    from docrouter.session import checked_model, discover, inspect, make_router, models, named_files, select_from
 
-    model, ceiling = checked_model(config)
-    history = read_history(config.out, config.model, config.prompt_sha256)
+    model, ceiling = checked_model(config, models(config))
+    ledger = read_ledger(config.out, config.model, config.prompt_sha256, read=read)  # the ids of stored parses
     documents = [*discover(config), *fetched] if documents is None else list(documents)
-    selection = select_from(documents, history, config)
+    selection = select_from(documents, ledger, config)
     with inspection_pool(config.environment.pdf) as pool:  # DOCROUTER_PDF_* as the run has them
-        fresh = inspect(selection.fresh, pool, named=named_files(config.sources))
-    inspected = {id(doc): (doc, inspection) for doc, inspection in fresh}
-    wanted = {id(d) for d in selection.copies}
-    pairs = [inspected.get(id(d), (d, None)) for d in documents if id(d) in inspected or id(d) in wanted]
+        pairs = inspect(selection.fresh, pool, named=named_files(config.sources))
     prices = PriceBook(ocr_fee_per_page=config.ocr_fee_per_page, ceiling=ceiling)  # as the run prices
-    router = make_router(config, model, prices, history)
-    return plan_from(pairs, router, settled=selection.settled, earlier=history.answers)
+    router = make_router(config, model, prices, ledger)
+    return plan_from(pairs, router, copies=selection.copies, settled=selection.settled, earlier=ledger.answers)
 
 
 def plan_json(plan: Plan) -> dict[str, object]:
@@ -421,25 +393,3 @@ def plan_json(plan: Plan) -> dict[str, object]:
     ]
     totals = plan_totals(plan)
     return {"expected_usd": plan.routed_usd, "max_usd": plan.routed_max_usd, **totals, "documents": documents}
-
-
-def checked_model(config: RunConfig) -> tuple[ModelInfo, MaxPrice]:
-    """The model as the run prices it and its max price; ConfigError ("did you mean ...") for an unknown model,
-    an engine it cannot use or a price it cannot bound. `run` calls this before Prefect starts (one line)."""
-    answering = answering_model(plan_catalogue(config), config.model, config.fallback_models)
-    model, ceiling = priced_model(answering, config)
-    check_forced_engine(None if config.engine == "auto" else config.engine, model)
-    return model, ceiling
-
-
-def plan_catalogue(config: RunConfig) -> Catalogue:
-    """The model list a run would use (GET /models needs no key; --offline: the snapshot)."""
-    if config.offline:
-        return load_catalogue(None, cache_path=cache_dir() / "models-offline.json")
-    base_url = resolve_base_url(config.base_url)
-    try:
-        key: str | None = resolve_api_key(None)
-    except ConfigError:
-        key = None
-    ttl_s = 0.0 if config.refresh_models else 3600.0
-    return load_catalogue(models_fetcher(base_url, key), cache_path=cache_dir() / cache_name(base_url), ttl_s=ttl_s)

@@ -11,7 +11,7 @@ import os
 import random
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -47,14 +47,16 @@ from docrouter.inspect.images import ImageDecoder, image_pool
 from docrouter.inspect.inspection import Inspection, inspect_isolated, inspection_pool
 from docrouter.inspect.isolation import WorkerPool
 from docrouter.inspect.pdfwork import PdfLog, TextWorkers
+from docrouter.ledger import Ledger, Reader, answers_of, read_ledger
 from docrouter.progress import Progress
 from docrouter.results import Annotation, Extraction, Result
 from docrouter.route.answers import AnswerLength, expected_answer, read_user_history, remember_answers
-from docrouter.route.pricing import PriceBook, priced_model
+from docrouter.route.pricing import MaxPrice, PriceBook, priced_model
 from docrouter.route.reasoning import resolve as resolve_reasoning
 from docrouter.route.routing import Router, check_forced_engine, forced_engine
 from docrouter.store import lease
-from docrouter.store.store import GroupCommit, History, Key, Store, read_history
+from docrouter.store.compaction import read_dataset
+from docrouter.store.store import GroupCommit, Key, Store
 from docrouter.summary import Costs, job_costs
 
 
@@ -71,7 +73,8 @@ class Session:
     base_url: str
     concurrency: Concurrency  # every bound on what the run does at once (docrouter/concurrency.py)
     emulator_url: str | None = None
-    history: History = field(default_factory=History)  # DIR as the run found it: its decisions rest on this
+    ledger: Ledger = field(default_factory=Ledger)  # DIR as the run found it, read once: its decisions rest on this
+    read: Reader = read_dataset  # how the run reads DIR's datasets: the ledger at its start, copies' answers at its end
     router: Router | None = None  # fixed at the start, so every estimate is what `plan` said
     copy_sources: dict[str, Result] = field(default_factory=dict)  # doc_id -> row, for in-run copies
     inspector: WorkerPool[Document, Inspection] | None = None  # one set of inspection workers for the run
@@ -110,27 +113,89 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    """Where requests go and with which key: OpenRouter (or --base-url), or the emulator started for --offline."""
+
+    base_url: str
+    api_key: str
+    emulator_url: str | None = None
+
+
+@contextmanager
+def endpoint(offline: bool, base_url: str | None, api_key: str | None = None) -> Iterator[Endpoint]:
+    """The emulator in-process while the block runs (--offline), else the base URL and the key (a clear error
+    without one); `run` and `ask` connect through this."""
+    if not offline:
+        yield Endpoint(resolve_base_url(base_url), resolve_api_key(api_key))
+        return
+    from docrouter.emulator import Emulator
+
+    with Emulator() as emulator:
+        yield Endpoint(emulator.base_url, emulator.api_key, emulator.base_url)
+
+
+def models(config: RunConfig, api_key: str | None = None) -> Catalogue:
+    """The model list `run` and `plan` price with: GET /models (no key needed; cached for an hour unless
+    --refresh-models), --offline: the bundled snapshot."""
+    if config.offline:
+        return load_catalogue(None, cache_path=cache_dir() / "models-offline.json")
+    base_url = resolve_base_url(config.base_url)
+    if api_key is None:
+        with contextlib.suppress(errors.ConfigError):
+            api_key = resolve_api_key()
+    ttl_s = 0.0 if config.refresh_models else 3600.0
+    fetch = models_fetcher(base_url, api_key)
+    return load_catalogue(fetch, cache_path=cache_dir() / cache_name(base_url), ttl_s=ttl_s)
+
+
+def checked_model(config: RunConfig, catalogue: Catalogue) -> tuple[ModelInfo, MaxPrice]:
+    """The model as the run prices it and its max price; ConfigError ("did you mean ...") for an unknown model,
+    an engine it cannot use or a price it cannot bound."""
+    model, ceiling = priced_model(answering_model(catalogue, config.model, config.fallback_models), config)
+    check_forced_engine(None if config.engine == "auto" else config.engine, model)
+    return model, ceiling
+
+
+def dispatcher_for(
+    client: OpenRouterClient, concurrency: int, budget_usd: float | None, max_attempts: int = RetryPolicy.max_attempts
+) -> Dispatcher:
+    """The dispatcher of a run (or of one `ask`): its slots, its budget, its retries."""
+    return Dispatcher(
+        client=client,
+        limiter=AdaptiveLimiter(concurrency),
+        budget=Budget(budget_usd),
+        policy=RetryPolicy(max_attempts=max_attempts),
+        rng=random.Random(),
+    )
+
+
+def load_ledger(config: RunConfig, read: Reader = read_dataset) -> Ledger:
+    """DIR's ledger for this run's model and prompt, with the stored parses of the documents it may send."""
+    return read_ledger(config.out, config.model, config.prompt_sha256, sends=may_send(config), read=read)
+
+
+def may_send(config: RunConfig) -> Callable[[Ledger, str], bool]:
+    """Whether the run may send a document, as far as DIR tells: in its shard and not settled by an earlier run."""
+
+    def sends(ledger: Ledger, doc_id: str) -> bool:
+        key = (doc_id, config.model, config.prompt_sha256)
+        settled = not config.reprocess and (key in ledger.done or key in failures_kept(ledger, config))
+        return not settled and (config.shards == 1 or _shard(doc_id, config.shards) == config.shard)
+
+    return sends
+
+
 @asynccontextmanager
 async def open_session(
-    config: RunConfig, *, api_key: str | None = None, progress: Progress | None = None
+    config: RunConfig, *, api_key: str | None = None, progress: Progress | None = None, read: Reader = read_dataset
 ) -> AsyncIterator[Session]:
-    """Start what a run needs (emulator when offline, catalogue, pooled client, store) and close it after."""
+    """Start what a run needs (emulator when offline, catalogue, pooled client, store, DIR's ledger) and close it
+    after. `read` reads DIR's datasets (the ledger, once, and the answers copies repeat)."""
     async with AsyncExitStack() as stack:
-        emulator_url = None
-        if config.offline:
-            from docrouter.emulator import Emulator
-
-            emulator = stack.enter_context(Emulator())
-            base_url, key, emulator_url = emulator.base_url, emulator.api_key, emulator.base_url
-            fetch, cache_path = None, cache_dir() / "models-offline.json"
-        else:
-            base_url, key = resolve_base_url(config.base_url), resolve_api_key(api_key)
-            fetch, cache_path = models_fetcher(base_url, key), cache_dir() / cache_name(base_url)
-        ttl_s = 0.0 if config.refresh_models else 3600.0
-        catalogue = await asyncio.to_thread(load_catalogue, fetch, cache_path=cache_path, ttl_s=ttl_s)
-        model, ceiling = priced_model(answering_model(catalogue, config.model, config.fallback_models), config)
-        forced = None if config.engine == "auto" else config.engine
-        check_forced_engine(forced, model)
+        place = stack.enter_context(endpoint(config.offline, config.base_url, api_key))
+        catalogue = await asyncio.to_thread(models, config, None if config.offline else place.api_key)
+        model, ceiling = checked_model(config, catalogue)
         reasoning = resolve_reasoning(config.reasoning, model, config.max_tokens)
         run_id = new_run_id()
         writer = stack.enter_context(lease.acquire(Path(config.out), config.shard, config.shards, run_id))
@@ -139,24 +204,18 @@ async def open_session(
         text_workers = stack.enter_context(TextWorkers(limits, log=pdf_log))
         # Durability comes from the fsynced journal; the flush interval only sets how many Parquet parts appear.
         store = stack.enter_context(Store(Path(config.out), run_id, flush_seconds=30.0, extraction=config.extraction))
-        history = read_history(store.out_dir, config.model, config.prompt_sha256)
+        ledger = await asyncio.to_thread(load_ledger, config, read)  # off the loop, outside the store's lock
         concurrency = Concurrency.of(config.concurrency, config.batch_size)
-        http = await stack.enter_async_context(_http_client(concurrency.request_slots))
+        http = await stack.enter_async_context(http_client(concurrency.request_slots))
         client = OpenRouterClient(
             http,
-            base_url=base_url,
-            api_key=key,
+            base_url=place.base_url,
+            api_key=place.api_key,
             referer=config.environment.referer,
             title=config.environment.title,
             price_capped=True,
         )
-        dispatcher = Dispatcher(
-            client=client,
-            limiter=AdaptiveLimiter(concurrency.request_slots),
-            budget=Budget(config.budget_usd),
-            policy=RetryPolicy(max_attempts=config.max_attempts),
-            rng=random.Random(),
-        )
+        dispatcher = dispatcher_for(client, concurrency.request_slots, config.budget_usd, config.max_attempts)
         writer.on_lost = lambda lost: setattr(dispatcher, "fatal", dispatcher.fatal or errors.ConfigError(lost))
         extracting = extracting_for(config, model.structured_outputs)
         options = RequestOptions(
@@ -183,7 +242,7 @@ async def open_session(
             prices=PriceBook(ocr_fee_per_page=config.ocr_fee_per_page, ceiling=ceiling),
             dispatcher=dispatcher,
             limits=config.environment.split,
-            stored_annotations=store.annotations_for,
+            stored_annotations=ledger.stored_parse,  # a lookup: no stage reads Parquet per document
             bodies_in_memory=concurrency.bodies_in_memory,
             images=ImageDecoder(stack.enter_context(image_pool(workers=concurrency.image_decodes))),
             named_files=named_files(config.sources),
@@ -194,8 +253,9 @@ async def open_session(
         )
         yield Session(
             config=config,
-            history=history,
-            router=make_router(config, model, jobs.prices, history),
+            ledger=ledger,
+            read=read,
+            router=make_router(config, model, jobs.prices, ledger),
             inspector=inspector,
             pdf_log=pdf_log,
             fetcher=fetcher,
@@ -204,9 +264,9 @@ async def open_session(
             jobs=jobs,
             store=store,
             progress=progress or Progress(budget_usd=config.budget_usd),
-            base_url=base_url,
+            base_url=place.base_url,
             concurrency=concurrency,
-            emulator_url=emulator_url,
+            emulator_url=place.emulator_url,
         )
 
 
@@ -232,7 +292,7 @@ def extraction_row(result: Result) -> Extraction | None:
     )
 
 
-def _http_client(concurrency: int) -> httpx.AsyncClient:
+def http_client(concurrency: int) -> httpx.AsyncClient:
     """One pooled client for the whole run, sized to the concurrency."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     timeout = httpx.Timeout(connect=15.0, read=300.0, write=120.0, pool=None)
@@ -320,19 +380,14 @@ def evict_urls(session: Session) -> int:
     return session.fetcher.cache.evict(session.config.url_cache_size, answered)
 
 
-def known_failures(session: Session) -> set[Key]:
-    """Keys a rerun leaves alone because their last row is a terminal failure (none with --retry-failed)."""
-    return failures_kept(session.history, session.config)
+def failures_kept(ledger: Ledger, config: RunConfig) -> frozenset[Key]:
+    """The ledger's terminal failures a run leaves alone (none with --retry-failed or --reprocess)."""
+    return frozenset() if config.retry_failed or config.reprocess else ledger.failed
 
 
-def failures_kept(history: History, config: RunConfig) -> set[Key]:
-    """The history's terminal failures a run leaves alone (none with --retry-failed or --reprocess)."""
-    return set() if config.retry_failed or config.reprocess else set(history.failed)
-
-
-def select_from(documents: Iterable[Document], history: History, config: RunConfig) -> Selection:
+def select_from(documents: Iterable[Document], ledger: Ledger, config: RunConfig) -> Selection:
     """`select` against what DIR held at the start (plan and run call this one function)."""
-    return select(documents, set(history.done), config, failures_kept(history, config), history.answered)
+    return select(documents, set(ledger.done), config, set(failures_kept(ledger, config)), ledger.answered)
 
 
 def select(
@@ -346,32 +401,42 @@ def select(
     (`failed`); keep one path per content, the rest copies. With `answered` ((doc_id, path) pairs that have an ok
     row, under any source root: a moved archive is not new), a new path of content an earlier run answered is a
     copy: it gets its own row, at cost 0."""
-    fresh: list[Document] = []
-    copies: list[Document] = []
+    kept: list[Document] = []
+    earlier: list[Document] = []
     settled: list[tuple[Document, str]] = []
-    seen: set[str] = set()
     for doc in documents:
         if not in_shard(doc, config.shard, config.shards):
             continue
+        why = _settled(doc, (doc.doc_id, config.model, config.prompt_sha256), done, failed or set(), config)
+        if why == "already_done" and answered is not None and (doc.doc_id, doc.rel_path) not in answered:
+            earlier.append(doc)
+        elif why:
+            settled.append((doc, why))
+        else:
+            kept.append(doc)
+    fresh, repeats = split_copies(kept)
+    counts = {why: sum(1 for _, w in settled if w == why) for why in ("already_done", "known_failures")}
+    return Selection(fresh=fresh, copies=[*earlier, *repeats], settled=tuple(settled), **counts)
+
+
+def split_copies(documents: Iterable[Document]) -> tuple[list[Document], list[Document]]:
+    """The first path of each content (and every unsupported file), and the other paths: copies, answered once
+    (`plan` and `run` tell copies apart with this one function)."""
+    first: list[Document] = []
+    copies: list[Document] = []
+    seen: set[str] = set()
+    for doc in documents:
         if doc.kind is not None and doc.doc_id in seen:
             copies.append(doc)
             continue
-        why = _settled(doc, (doc.doc_id, config.model, config.prompt_sha256), done, failed or set(), config)
-        if why == "already_done" and answered is not None and (doc.doc_id, doc.rel_path) not in answered:
-            copies.append(doc)
-            continue
-        if why:
-            settled.append((doc, why))
-            continue
         if doc.kind is not None:
             seen.add(doc.doc_id)
-        fresh.append(doc)
-    counts = {why: sum(1 for _, w in settled if w == why) for why in ("already_done", "known_failures")}
-    return Selection(fresh=fresh, copies=copies, settled=tuple(settled), **counts)
+        first.append(doc)
+    return first, copies
 
 
-def make_router(config: RunConfig, model: ModelInfo, prices: PriceBook, history: History) -> Router:
-    """The run's (or plan's) routing inputs, fixed at its start from the flags and DIR's history."""
+def make_router(config: RunConfig, model: ModelInfo, prices: PriceBook, ledger: Ledger) -> Router:
+    """The run's (or plan's) routing inputs, fixed at its start from the flags and DIR's ledger."""
     return Router(
         model=model,
         prices=prices,
@@ -379,15 +444,15 @@ def make_router(config: RunConfig, model: ModelInfo, prices: PriceBook, history:
         prompt_chars=config.instruction_chars,
         # the request's cap: the answer's plus the reasoning budget an effort adds (counted in full at most)
         max_tokens=resolve_reasoning(config.reasoning, model, config.max_tokens).max_tokens(config.max_tokens),
-        answer_tokens=answer_length(config, history).tokens,
-        annotated=history.annotated,
+        answer_tokens=answer_length(config, ledger).tokens,
+        annotated=ledger.annotated,
     )
 
 
-def answer_length(config: RunConfig, history: History) -> AnswerLength:
+def answer_length(config: RunConfig, ledger: Ledger) -> AnswerLength:
     """The expected answer for this model and prompt: DIR's answers, else the user's history, with the prior."""
     user = read_user_history(config.model, config.prompt_sha256)
-    return expected_answer(config.prompt, config.max_tokens, history.answer_tokens, user)
+    return expected_answer(config.prompt, config.max_tokens, ledger.answer_tokens, user)
 
 
 def _settled(doc: Document, key: Key, done: set[Key], failed: set[Key], config: RunConfig) -> str | None:
@@ -401,10 +466,11 @@ def _settled(doc: Document, key: Key, done: set[Key], failed: set[Key], config: 
 
 def in_shard(doc: Document, shard: int, shards: int) -> bool:
     """Shards split by content hash, so copies of one file always land in the same shard."""
-    if shards == 1:
-        return True
-    key = doc.doc_id or doc.path
-    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") % shards == shard
+    return shards == 1 or _shard(doc.doc_id or doc.path, shards) == shard
+
+
+def _shard(key: str, shards: int) -> int:
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") % shards
 
 
 def inspect(
@@ -486,10 +552,10 @@ def write_copies(session: Session, copies: Sequence[Document]) -> list[Result]:
     """A row for each extra path of content answered in this run or an earlier one (same answer, cost 0)."""
     written = []
     config = session.config
+    earlier_ids = {doc.doc_id for doc in copies if doc.doc_id not in session.copy_sources}
+    earlier = answers_of(session.store.out_dir, earlier_ids, config.model, config.prompt_sha256, read=session.read)
     for doc in copies:
-        original = session.copy_sources.get(doc.doc_id) or session.store.find_ok(
-            doc.doc_id, config.model, config.prompt_sha256
-        )
+        original = session.copy_sources.get(doc.doc_id) or earlier.get(doc.doc_id)
         if original is None:
             continue  # its content was not answered (failed, over budget): the copy waits for the next run
         result = copy_row(original, doc, session.run_id)

@@ -38,8 +38,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("docrouter.call",),
     ("docrouter.store",),
     ("docrouter.config", "docrouter.environment", "docrouter.stopping", "docrouter.progress", "docrouter.ledger",
-     "docrouter.session", "docrouter.planning", "docrouter.summary", "docrouter.forecast", "docrouter.pilot",
-     "docrouter.promptroom", "docrouter.references", "docrouter.concurrency"),  # the composition root and its parts
+     "docrouter.session", "docrouter.planning", "docrouter.asking", "docrouter.summary", "docrouter.forecast",
+     "docrouter.pilot", "docrouter.promptroom", "docrouter.references", "docrouter.concurrency"),  # the root
 )  # fmt: skip
 EMULATOR_MAY_IMPORT = ("docrouter", "docrouter.errors", "docrouter.vocabulary", "docrouter.catalogue", "docrouter.pdf")
 OUTSIDE = {  # what the packages outside the library may import of each other (all may import docrouter)

@@ -38,11 +38,12 @@ from docrouter.discover.documents import discover_documents
 from docrouter.emulator import Emulator, Faults, RequestRecord
 from docrouter.emulator.server import build_app
 from docrouter.inspect.inspection import inspect_document
+from docrouter.ledger import read_ledger
 from docrouter.results import Result
 from docrouter.route.pricing import PriceBook
 from docrouter.route.routing import Router
 from docrouter.route.splitting import SplitLimits
-from docrouter.store.store import Store, read_history
+from docrouter.store.store import Store
 from pipeline import write_corpus
 
 BASE_URL = "http://emulator.invalid/api/v1"  # never resolved: the ASGI transport answers in-process
@@ -394,7 +395,7 @@ def test_answered_documents_are_not_sent_again_and_copies_cost_nothing(tmp_path:
 
     async def run(run_id: str) -> tuple[runs.Selection, int]:
         emulator = Emulator(seed=3)
-        selection = runs.select_from(runs.discover(config), read_history(out, MODEL, config.prompt_sha256), config)
+        selection = runs.select_from(runs.discover(config), read_ledger(out, MODEL, config.prompt_sha256), config)
         async with rig(emulator, run_id=run_id) as r:
             with Store(out, run_id) as store:
                 done = await asyncio.gather(*(answer(r.job(Path(d.path)), r.jobs) for d in selection.fresh))

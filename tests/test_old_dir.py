@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import SAMPLES
+from docrouter.ledger import answers_of
 from docrouter.store.datasets import RESULTS_SCHEMA
 from docrouter.store.store import Store, read_results
 from docrouter_commands import cli
@@ -44,8 +45,9 @@ def test_a_store_opened_on_an_old_dir_resumes_it(tmp_path: Path) -> None:
     with Store(out, "run-new") as store:
         done = {doc_id for doc_id, _, _ in store.done_keys()}
         assert {sha("born_digital_text.pdf"), sha("receipt.png"), sha("receipt.jpg")} <= done
-        old = store.find_ok(sha("receipt.png"), MODEL, next(iter(store.done_keys()))[2])
-        assert old is not None and old.status == "ok" and old.parts == 1
+        prompt = next(iter(store.done_keys()))[2]
+        old = answers_of(out, [sha("receipt.png")], MODEL, prompt)[sha("receipt.png")]
+        assert old.status == "ok" and old.parts == 1
     assert not list((out / "_journal").glob("*.jsonl"))  # the killed run's journal is compacted
     assert len(read_results(out)) == 6
 

@@ -21,12 +21,12 @@ from docrouter.planning import (
     Plan,
     PlanRow,
     build_plan,
-    plan_catalogue,
     plan_json,
     render_plan,
     write_plan,
 )
 from docrouter.route.pricing import PriceBook
+from docrouter.session import models
 from samples import page_text
 
 PROMPT_CHARS = 96
@@ -224,7 +224,7 @@ def test_plan_reads_models_from_the_base_url_without_a_key(
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.delenv("OPENROUTER_API_KEY", raising=False)
     ModelsHandler.paths.clear()
-    catalogue = plan_catalogue(RunConfig(sources=("x",), out="", base_url=models_server))
+    catalogue = models(RunConfig(sources=("x",), out="", base_url=models_server))
     assert catalogue.source == "api" and "google/gemini-2.5-flash" in catalogue.models
     assert ModelsHandler.paths and all(p.startswith("/api/v1/models?") for p in ModelsHandler.paths)
     assert any(p.name.startswith("models-127-0-0-1") for p in (tmp_path / "docrouter").iterdir())
@@ -232,7 +232,7 @@ def test_plan_reads_models_from_the_base_url_without_a_key(
 
 def test_offline_plan_uses_the_snapshot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    catalogue = plan_catalogue(RunConfig(sources=("x",), out="", offline=True))
+    catalogue = models(RunConfig(sources=("x",), out="", offline=True))
     assert catalogue.source == "snapshot" and len(catalogue.models) == 9
 
 

@@ -23,6 +23,7 @@ from docrouter.call.payloads import RequestOptions, pdf_request
 from docrouter.call.rows import RunColumns, Unsent, annotation_rows, as_message_annotation, row
 from docrouter.discover.documents import discover_documents
 from docrouter.emulator import Emulator
+from docrouter.ledger import stored_parses
 from docrouter.store.store import Store
 
 RECORDED = Path(__file__).parent / "fixtures" / "recorded"
@@ -110,8 +111,8 @@ def test_recorded_annotations_survive_the_store_and_go_back_exactly_as_received(
     job = Unsent(document, None, None)
     with Store(tmp_path / "out", "r1") as store:
         store.record(row(job, run, "ok", "2026-11-30T00:00:00+00:00"), annotation_rows(job, run, tuple(received), "x"))
-    with Store(tmp_path / "out", "r2") as store:
-        stored = tuple(as_message_annotation(a) for a in store.annotations_for(document.doc_id))
+    parses = stored_parses(tmp_path / "out", [document.doc_id])
+    stored = tuple(as_message_annotation(a) for a in parses[document.doc_id])
     assert list(stored) == received  # hash, name and every content part, as the API sent them
     options = RequestOptions("meta-llama/llama-3.3-70b-instruct", "Who wrote it?", 100)
     body = pdf_request(options, pdf, "filename.pdf", "mistral-ocr", stored)

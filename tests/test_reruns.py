@@ -18,7 +18,8 @@ from docrouter.call.rows import RunColumns, Unsent, row
 from docrouter.discover.documents import Document
 from docrouter.emulator import Emulator, RequestRecord
 from docrouter.errors import TERMINAL_ERROR_TYPES, is_terminal
-from docrouter.store.store import Store, terminal_failures
+from docrouter.ledger import read_ledger
+from docrouter.store.store import Store
 from pipeline import results, run_flow
 
 # path -> (status, error_type) of the five files that fail whatever the moment: four locally, one at the API
@@ -57,8 +58,8 @@ def test_a_key_is_a_known_failure_only_when_its_latest_row_is_a_terminal_failure
             for second, (status, error_type) in enumerate(rows):
                 when = f"2026-01-01T00:00:0{second}.000+00:00"
                 store.record(row(Unsent(doc, None, None), run, status, when, error_type=error_type, finished_at=when))
-        live = terminal_failures(tmp_path)  # rows still in the journal
-    assert live == terminal_failures(tmp_path) == {("b" * 64, "m", "p"), ("d" * 64, "m", "p")}
+        live = read_ledger(tmp_path, "m", "p").failed  # rows still in the journal
+    assert live == read_ledger(tmp_path, "m", "p").failed == {("b" * 64, "m", "p"), ("d" * 64, "m", "p")}
 
 
 def _folder(source: Path) -> Path:

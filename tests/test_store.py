@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from docrouter.errors import ConfigError
+from docrouter.ledger import answers_of, stored_parses
 from docrouter.results import Annotation, Result
 from docrouter.store.store import ANNOTATIONS_SCHEMA, RESULTS_SCHEMA, Store, read_annotations, read_results
 
@@ -109,8 +110,7 @@ def test_rows_read_back_identical_with_exact_types_in_pandas_pyarrow_and_duckdb(
     assert (types["size_bytes"], types["cost_usd"], types["status"]) == ("BIGINT", "DOUBLE", "VARCHAR")
     assert duck.fetchall()[1][duck.columns.index("error_type")] == "encrypted"
 
-    with Store(tmp_path, "run-b") as store:
-        assert store.find_ok(rows[0].doc_id, rows[0].model, PROMPT) == rows[0]
+    assert answers_of(tmp_path, [rows[0].doc_id], rows[0].model, PROMPT) == {rows[0].doc_id: rows[0]}
 
 
 def test_read_results_has_nullable_int_columns_and_an_empty_frame_when_nothing_is_stored(tmp_path: Path) -> None:
@@ -174,23 +174,26 @@ def test_done_keys_span_runs_and_count_only_ok_rows(tmp_path: Path) -> None:
         store.record(make_result(2, "run-b"))
     with Store(tmp_path, "run-c") as store:
         assert {key[0] for key in store.done_keys()} == {f"{1:064x}", f"{2:064x}"}
-        assert store.find_ok(f"{2:064x}", "openai/gpt-4o-mini", PROMPT) == make_result(2, "run-b")
-        assert store.find_ok(f"{2:064x}", "openai/gpt-4o-mini", "other prompt") is None
+        assert answers_of(tmp_path, [f"{2:064x}"], "openai/gpt-4o-mini", PROMPT) == {
+            f"{2:064x}": make_result(2, "run-b")
+        }
+        assert answers_of(tmp_path, [f"{2:064x}"], "openai/gpt-4o-mini", "other prompt") == {}
 
 
-def test_find_ok_returns_the_latest_ok_row_and_never_a_failed_one(tmp_path: Path) -> None:
+def test_answers_of_gives_the_latest_ok_row_and_never_a_failed_one(tmp_path: Path) -> None:
     with Store(tmp_path, "run-a") as store:
         store.record(make_result(1, finished_at="2025-03-01T10:00:01.000+00:00", content="old"))
         store.record(failed(3))
-        assert store.find_ok(f"{3:064x}", "openai/gpt-4o-mini", PROMPT) is None
+        assert answers_of(tmp_path, [f"{3:064x}"], "openai/gpt-4o-mini", PROMPT) == {}
     with Store(tmp_path, "run-b") as store:
         store.record(make_result(1, "run-b", finished_at="2025-03-02T10:00:01.000+00:00", content="new"))
+        live = answers_of(tmp_path, [f"{1:064x}"], "openai/gpt-4o-mini", PROMPT)  # from the journal tail
         store.flush()
-        found = store.find_ok(f"{1:064x}", "openai/gpt-4o-mini", PROMPT)
-    assert found is not None and found.content == "new"
+        found = answers_of(tmp_path, [f"{1:064x}"], "openai/gpt-4o-mini", PROMPT)  # from the parts
+    assert live == found and found[f"{1:064x}"].content == "new"
 
 
-def test_annotations_for_returns_the_latest_per_file_hash_across_runs(tmp_path: Path) -> None:
+def test_stored_parses_are_the_latest_annotation_per_file_hash_across_runs(tmp_path: Path) -> None:
     with Store(tmp_path, "run-a") as store:
         store.record(make_result(1), [make_annotation(1, "h1", "2025-03-01T10:00:00Z")])
         store.record(make_result(2), [make_annotation(2, "h9", "2025-03-01T10:00:00Z")])
@@ -198,11 +201,13 @@ def test_annotations_for_returns_the_latest_per_file_hash_across_runs(tmp_path: 
         newer = make_annotation(1, "h1", "2025-03-05T10:00:00.000+00:00", run_id="run-b")
         other = make_annotation(1, "h2", "2025-03-04T10:00:00.000+00:00", run_id="run-b")
         store.record(make_result(1, "run-b"), [newer, other])
-        assert store.annotations_for(f"{1:064x}") == [other, newer]  # from the journal tail
+        wanted = [f"{1:064x}", f"{2:064x}", f"{7:064x}"]
+        assert stored_parses(tmp_path, wanted)[f"{1:064x}"] == (other, newer)  # from the journal tail
         store.flush()
-        assert store.annotations_for(f"{1:064x}") == [other, newer]  # from the parts
-        assert [a.file_hash for a in store.annotations_for(f"{2:064x}")] == ["h9"]
-        assert store.annotations_for(f"{7:064x}") == []
+        parses = stored_parses(tmp_path, wanted)  # from the parts
+    assert parses[f"{1:064x}"] == (other, newer)
+    assert [a.file_hash for a in parses[f"{2:064x}"]] == ["h9"]
+    assert f"{7:064x}" not in parses
 
 
 def test_a_path_under_a_regular_file_is_an_unwritable_dir(tmp_path: Path) -> None:

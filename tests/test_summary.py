@@ -132,8 +132,8 @@ def test_top_failures_list_the_commonest_type_first_with_its_paths_and_leave_ski
 
 def test_a_runs_estimates_are_plans_totals_for_the_same_documents() -> None:
     router = Router(GEMINI, PriceBook(), None, PROMPT_CHARS, 512, 200)
-    plan = plan_from(SAMPLES, router)
     fresh = [(d, i) for d, i in SAMPLES if not d.rel_path.startswith("copy/")]  # the run writes copies at $0
+    plan = plan_from(fresh, router, copies=[d for d, _ in SAMPLES if d.rel_path.startswith("copy/")])
     costs = job_costs([job_for(d, i, router.route(d, i)) for d, i in fresh], router)
     assert costs.expected_usd == pytest.approx(plan.routed_usd)
     assert costs.max_usd == pytest.approx(plan.routed_max_usd)

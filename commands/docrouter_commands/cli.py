@@ -282,14 +282,13 @@ def _value(args: argparse.Namespace, described: Described) -> Any:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from docrouter import stopping
-    from docrouter.planning import checked_model
     from docrouter.promptroom import check_prompt_room
-    from docrouter.session import check_run
+    from docrouter.session import check_run, checked_model, models
     from docrouter.store import lease
 
     config = run_config(args)
     check_run(config, key_block=args.key_block)  # here, a one-line error; inside the flow, a Prefect traceback
-    model, _ = checked_model(config)  # an unknown model or an impossible --engine: before Prefect's start-up
+    model, _ = checked_model(config, models(config))  # an unknown model or an impossible --engine: before Prefect
     check_prompt_room(config, model)
     _quiet_prefect_server()
     sources, stashed = stash_command_line_urls(config.sources)  # no signed URL in the flow's parameters
@@ -380,7 +379,7 @@ def render_summary(summary: dict[str, Any]) -> str:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from docrouter.planning import plan_command
+    from docrouter_commands.planning import plan_command
 
     if args.pilot < 0 or (args.pilot and not args.out):
         raise ConfigError("--pilot N needs N >= 0 and --out DIR (where the pilot's answers are recorded)")

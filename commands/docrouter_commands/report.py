@@ -17,6 +17,7 @@ import pandas
 from docrouter import vocabulary
 from docrouter.errors import ConfigError
 from docrouter.results import VALIDITY
+from docrouter.store.failures import Failure, commonest_failures
 from docrouter.store.store import read_results
 
 IDENTITY = ["doc_id", "path", "model", "prompt_sha256"]
@@ -39,16 +40,6 @@ class Tally:
     est_cost_usd: float
     prompt_tokens: int
     completion_tokens: int
-
-
-@dataclass(frozen=True)
-class Failure:
-    """Latest rows that ended with one error_type, and one of their messages."""
-
-    error_type: str
-    status: str
-    count: int
-    example: str
 
 
 @dataclass(frozen=True)
@@ -124,7 +115,7 @@ def build_report(out_dir: Path) -> Report:
         sent_cost_usd=float(sent["cost_usd"].sum()),
         prompt_tokens=int(rows["prompt_tokens"].sum()),
         completion_tokens=int(rows["completion_tokens"].sum()),
-        failures=_failures(latest),
+        failures=commonest_failures(latest),
         runs=_runs(rows),
         extractions={k: int(n) for k, n in latest["extraction"].value_counts().items()},
         failed_files=_failed_files(latest),
@@ -168,17 +159,6 @@ def _tallies(latest: pandas.DataFrame, column: str) -> tuple[Tally, ...]:
         for name, group in groups
     ]
     return tuple(sorted(tallies, key=lambda t: -t.documents))
-
-
-def _failures(latest: pandas.DataFrame) -> tuple[Failure, ...]:
-    """Latest non-ok rows by error_type, each with the message of its first row."""
-    bad = latest[(latest["status"] != "ok") & latest["error_type"].notna()]
-    failures = []
-    for (error_type, status), group in bad.groupby(["error_type", "status"], sort=True):
-        first = group.iloc[0]
-        message = first["error_message"] if pandas.notna(first["error_message"]) else "(no message)"
-        failures.append(Failure(str(error_type), str(status), len(group), f"{first['path']}: {message}"))
-    return tuple(sorted(failures, key=lambda f: -f.count))
 
 
 def _runs(rows: pandas.DataFrame) -> tuple[RunLine, ...]:

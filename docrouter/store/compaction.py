@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from docrouter.call.columns import arrow_schema
@@ -217,16 +218,21 @@ def read_tail(out_dir: Path) -> list[tuple[Segment, list[Entry]]]:
     return [(segment, read_segment(segment.path)) for segment in list_segments(out_dir / JOURNAL_DIR)]
 
 
-def read_dataset(out_dir: Path, kind: Kind, columns: Sequence[str] | None = None) -> pa.Table:
-    """Every row of a dataset (only `columns`, if given): its parts, plus journal rows not compacted yet."""
+def read_dataset(
+    out_dir: Path, kind: Kind, columns: Sequence[str] | None = None, filter: pc.Expression | None = None
+) -> pa.Table:
+    """Every row of a dataset (only `columns`, if given; only rows matching `filter`, over any column): its
+    parts, plus journal rows not compacted yet."""
     tail = read_tail(out_dir)
     parts = sound_parts(out_dir / kind.directory, kind.schema)
     names = list(columns) if columns is not None else kind.schema.names
-    stored = read_table(parts, kind.schema, columns=names)
+    stored = read_table(parts, kind.schema, filter, columns=names)
     pending = journal_rows(kind, parts, tail)
     if not pending:
         return stored
-    return pa.concat_tables([stored, _fitting(kind, pending).select(names)], promote_options="default")
+    table = _fitting(kind, pending)
+    table = table if filter is None else table.filter(filter)
+    return pa.concat_tables([stored, table.select(names)], promote_options="default")
 
 
 def _fitting(kind: Kind, rows: list[dict[str, Any]]) -> pa.Table:

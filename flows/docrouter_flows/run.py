@@ -100,7 +100,7 @@ async def _run(
         stopped = stopping.wake_on_stop(stopper, lambda: _stop_sending(session, stopper))
         if runs.has_urls(config):
             documents += await stages.fetch_urls(_as_is(session))
-        selection = runs.select_from(documents, session.history, config)
+        selection = runs.select_from(documents, session.ledger, config)
         selection = await runs.restore_evicted(session, selection)
         progress.already_done, progress.known_failures = selection.already_done, selection.known_failures
         progress.total = (
