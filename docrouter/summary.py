@@ -19,6 +19,7 @@ from docrouter.call.rows import Job, Unsent
 from docrouter.planning import baselines
 from docrouter.results import VALIDITY
 from docrouter.route.routing import Router, usd
+from docrouter.store.failures import failure_groups
 from docrouter.store.store import read_results
 
 ROW_COLUMNS = ["run_id", "path", "status", "engine", "error_type", "error_message", "cost_usd"]
@@ -73,18 +74,17 @@ def read_run_summaries(out: str, run_ids: Sequence[str]) -> list[dict[str, Any]]
 
 def top_failures(rows: pandas.DataFrame, limit: int = TOP_TYPES, examples: int = EXAMPLES) -> list[dict[str, Any]]:
     """The commonest error types among failed rows, each with its count and the first paths and messages."""
-    failed = rows[rows["status"].isin(FAILED_STATUSES) & rows["error_type"].notna()]
-    groups = sorted(failed.groupby("error_type"), key=lambda item: (-len(item[1]), item[0]))
+    groups = failure_groups(rows, ["error_type"], FAILED_STATUSES)
     return [
         {
-            "error_type": str(error_type),
+            "error_type": error_type,
             "count": len(group),
             "examples": [
                 {"path": str(path), "message": "" if pandas.isna(message) else str(message)}
                 for path, message in group[["path", "error_message"]].head(examples).itertuples(index=False)
             ],
         }
-        for error_type, group in groups[:limit]
+        for (error_type,), group in groups[:limit]
     ]
 
 

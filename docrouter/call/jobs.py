@@ -42,7 +42,7 @@ from docrouter.discover.urls import url_filename
 from docrouter.inspect.images import ImageDecoder, PreparedImage
 from docrouter.inspect.inspection import Inspection, extract_text
 from docrouter.results import Annotation, Result
-from docrouter.route.pricing import PriceBook, estimate
+from docrouter.route.pricing import Estimate, PriceBook, estimate
 from docrouter.route.splitting import Part, SplitLimits, check_body, part_labels, pdf_subset, plan_parts, split_to_fit
 from docrouter.vocabulary import PARSING_ENGINES, Engine, PdfEngine
 
@@ -480,16 +480,8 @@ def _stored(ctx: JobContext, doc_id: str, engine: Engine, part: Part | None) -> 
 def _bound(
     ctx: JobContext, engine: Engine, scope: Inspection, *, text_chars: int | None, reusing: bool, max_tokens: int
 ) -> Bound:
-    return estimate(
-        engine,
-        scope,
-        ctx.model,
-        ctx.prices,
-        prompt_chars=ctx.options.instruction_chars,
-        max_tokens=max_tokens,
-        text_chars=text_chars,
-        reuse_annotations=reusing,
-    ).bound
+    """What sending `scope` with `engine` may cost at most: the reservation."""
+    return _estimate(ctx, engine, scope, text_chars, reusing=reusing, max_tokens=max_tokens).bound
 
 
 def _room(ctx: JobContext) -> int | None:
@@ -500,15 +492,29 @@ def _room(ctx: JobContext) -> int | None:
 
 def _prompt_upper(ctx: JobContext, engine: Engine, scope: Inspection, text_chars: int | None = None) -> int:
     """At most how many prompt tokens sending `scope` with `engine` takes."""
+    return _estimate(ctx, engine, scope, text_chars).max_prompt_tokens
+
+
+def _estimate(
+    ctx: JobContext,
+    engine: Engine,
+    scope: Inspection,
+    text_chars: int | None,
+    *,
+    reusing: bool = False,
+    max_tokens: int = 0,
+) -> Estimate:
+    """The run's cost model for one request: its instructions, this scope, this engine."""
     return estimate(
         engine,
         scope,
         ctx.model,
         ctx.prices,
         prompt_chars=ctx.options.instruction_chars,
-        max_tokens=0,
+        max_tokens=max_tokens,
         text_chars=text_chars,
-    ).max_prompt_tokens
+        reuse_annotations=reusing,
+    )
 
 
 def _check_context(ctx: JobContext, tokens: int, what: Part | Inspection) -> None:
