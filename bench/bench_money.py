@@ -4,7 +4,7 @@
 
 The corpus is data/samples plus generated text, scanned and mixed PDFs and a few images (made once, reused).
 For each model (one text-only, one that reads files natively) it prints the plan's three totals
-(docrouter.planning: no request), then confirms them with real runs against the emulator: the same
+(docrouter.run.planning: no request), then confirms them with real runs against the emulator: the same
 pipeline (docrouter.runs stages, no Prefect) once routed (--engine auto), once with the engine OpenRouter's
 default rule picks, once with mistral-ocr for every PDF; each run's cost is read back from its Parquet rows
 and from the emulator's own billing. Appends nothing anywhere (copy figures into bench/RESULTS.md by hand).
@@ -28,11 +28,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 import samples  # noqa: E402
-from docrouter import session as runs  # noqa: E402
-from docrouter.config import RunConfig  # noqa: E402
 from docrouter.emulator import Emulator  # noqa: E402
-from docrouter.planning import Plan, build_plan  # noqa: E402
 from docrouter.route.pricing import PriceBook  # noqa: E402
+from docrouter.run import session as runs  # noqa: E402
+from docrouter.run.config import RunConfig  # noqa: E402
+from docrouter.run.planning import Plan, build_plan  # noqa: E402
 from tests.pipeline import scan_pdf  # noqa: E402
 
 WORK = REPO / "bench" / "_work"

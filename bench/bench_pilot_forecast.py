@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from docrouter.forecast import Item, Observation, forecast_cost, sample, size_bucket
+from docrouter.run.forecast import Item, Observation, forecast_cost, sample, size_bucket
 
 
 def items_and_bills(out: Path) -> tuple[list[Item], dict[str, float]]:

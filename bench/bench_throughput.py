@@ -34,11 +34,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 import samples  # noqa: E402
-from docrouter import session as runs  # noqa: E402
 from docrouter.call.payloads import RequestOptions, encode, image_request, pdf_request, text_request  # noqa: E402
-from docrouter.config import RunConfig  # noqa: E402
 from docrouter.inspect.inspection import extract_text  # noqa: E402
 from docrouter.results import Result  # noqa: E402
+from docrouter.run import session as runs  # noqa: E402
+from docrouter.run.config import RunConfig  # noqa: E402
 from docrouter.store.store import GroupCommit, Store  # noqa: E402
 
 WORK = REPO / "bench" / "_work"

@@ -2,16 +2,14 @@
 
 The package listing is SPEC §1's diagram; every arrow points down (tests/test_layout.py holds it):
 
-    errors results vocabulary budget redaction     the vocabulary: imported by every stage, imports none
-    settings                                       (settings: how each run setting is named, flagged, checked)
-    catalogue  pdf/                                shared: the model catalogue, the PDF readers
-    discover/ -> inspect/ -> route/ -> call/ -> store/     one folder per stage; each imports only the
-                                                           vocabulary, the shared parts and the stages before it
-    config  session  planning  progress  stopping  the composition root: `run`, `plan` and `ask` open a session
-    environment                                    (environment: the variables, read once at the edge)
-    concurrency                                    (every bound on what a run does at once, with its reason)
-    ledger  asking                                 (its functions); the ledger: what DIR holds, read once
-    emulator/                                      an OpenRouter-compatible server (vocabulary, catalogue, pdf)
+    errors results vocabulary budget redaction   the vocabulary: imported by every stage, imports none
+    catalogue  pdf/                              shared: the model catalogue, the PDF readers
+    discover/ -> inspect/ -> route/ -> call/ -> store/   one folder per stage (SPEC §1: discover, inspect,
+                                                         route, call, write); each imports only the vocabulary,
+                                                         the shared parts and the stages before it
+    run/                                         the composition root: the settings, the session that `run`,
+                                                 `plan` and `ask` all open, the ledger, progress, summary
+    emulator/                                    an OpenRouter-compatible server (vocabulary, catalogue, pdf)
 
 Outside the library (never imported by it): the Prefect flows (flows/docrouter_flows), the tasks
 (tasks/docrouter_tasks) and the command line (commands/docrouter_commands).

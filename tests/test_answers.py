@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from docrouter.config import DEFAULT_PROMPT
 from docrouter.route.answers import (
     PRIOR_WEIGHT,
     SHORT_ANSWER_TOKENS,
@@ -15,6 +14,7 @@ from docrouter.route.answers import (
     read_user_history,
     remember_answers,
 )
+from docrouter.run.config import DEFAULT_PROMPT
 
 
 def test_the_prior_depends_on_the_prompt_and_max_tokens() -> None:

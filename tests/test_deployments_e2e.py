@@ -25,7 +25,7 @@ import yaml
 import samples
 from docrouter.errors import ConfigError
 from docrouter.route.routing import usd
-from docrouter.summary import top_failures
+from docrouter.run.summary import top_failures
 from docrouter_flows.backfill import SHARD_DEPLOYMENT, check_parameters, docrouter_backfill, shard_parameters
 from docrouter_flows.backfill_report import (
     ShardRun,

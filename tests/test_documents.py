@@ -29,7 +29,7 @@ from docrouter.discover.documents import (
 )
 from docrouter.discover.names import escape_name, stored_file, unescape_name
 from docrouter.errors import ConfigError
-from docrouter.session import named_files
+from docrouter.run.session import named_files
 
 PDF = samples.text_pdf(1)
 PNG = samples.png(20, 10)

@@ -18,9 +18,9 @@ import httpx
 import pytest
 
 import samples
-from docrouter.config import config_from_parameters
 from docrouter.emulator import Emulator
-from docrouter.environment import REFERER, STOP_GRACE, TITLE, VARIABLES, Environment
+from docrouter.run.config import config_from_parameters
+from docrouter.run.environment import REFERER, STOP_GRACE, TITLE, VARIABLES, Environment
 from docrouter_commands.cli import build_parser, main, run_config
 from pipeline import results, run_flow, start_run, write_corpus
 

@@ -17,15 +17,15 @@ import pyarrow.parquet as pq
 import pytest
 
 import samples
-from docrouter import session as runs
 from docrouter.call.columns import arrow_schema
 from docrouter.call.extraction import first_json_object, load_schema, parse_schema
-from docrouter.config import INLINE_SCHEMA_CHARS, RunConfig, config_from_parameters, flow_parameters
 from docrouter.emulator import Emulator, Faults
-from docrouter.environment import Environment
 from docrouter.errors import ConfigError
 from docrouter.results import Extraction, Result
 from docrouter.route.splitting import ENV_MAX_PART_PAGES
+from docrouter.run import session as runs
+from docrouter.run.config import INLINE_SCHEMA_CHARS, RunConfig, config_from_parameters, flow_parameters
+from docrouter.run.environment import Environment
 from docrouter.store.extractions import partition
 from docrouter.store.store import Store, read_extractions
 from pipeline import write_corpus

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from docrouter.config import RunConfig, config_from_parameters
 from docrouter.errors import ConfigError
-from docrouter.references import INLINE_TEXT_CHARS
+from docrouter.run.config import RunConfig, config_from_parameters
+from docrouter.run.references import INLINE_TEXT_CHARS
 from pipeline import results
 from test_cli import COMMAND, TIMEOUT_S
 from test_early_checks import flow_runs_writing_to

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from docrouter.forecast import (
+from docrouter.run.forecast import (
     Item,
     Observation,
     allocate,

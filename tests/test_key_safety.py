@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from docrouter.config import resolve_api_key
 from docrouter.emulator import Emulator
 from docrouter.errors import ConfigError
 from docrouter.redaction import MASK, protect
+from docrouter.run.config import resolve_api_key
 from pipeline import write_corpus
 
 CANARY = f"sk-or-v1-canary{uuid.uuid4().hex}"

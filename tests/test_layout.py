@@ -30,16 +30,14 @@ PACKAGES = {
 # The library's layers, lowest first: a module may import its own layer and the layers below it.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("docrouter", "docrouter.errors", "docrouter.results", "docrouter.vocabulary", "docrouter.budget",
-     "docrouter.redaction", "docrouter.settings"),  # the vocabulary: imported by every stage
+     "docrouter.redaction"),  # the vocabulary: imported by every stage
     ("docrouter.catalogue", "docrouter.pdf"),  # shared: the model catalogue and the PDF readers
     ("docrouter.discover",),
     ("docrouter.inspect",),
     ("docrouter.route",),
     ("docrouter.call",),
     ("docrouter.store",),
-    ("docrouter.config", "docrouter.environment", "docrouter.stopping", "docrouter.progress", "docrouter.ledger",
-     "docrouter.session", "docrouter.planning", "docrouter.asking", "docrouter.summary", "docrouter.forecast",
-     "docrouter.pilot", "docrouter.promptroom", "docrouter.references", "docrouter.concurrency"),  # the root
+    ("docrouter.run",),  # the composition root: the session and its parts
 )  # fmt: skip
 EMULATOR_MAY_IMPORT = ("docrouter", "docrouter.errors", "docrouter.vocabulary", "docrouter.catalogue", "docrouter.pdf")
 OUTSIDE = {  # what the packages outside the library may import of each other (all may import docrouter)
@@ -149,7 +147,7 @@ def test_stage_folders_say_what_they_may_import() -> None:
 def test_no_library_module_loads_prefect_at_run_time() -> None:
     names = [m.name for m in pkgutil.walk_packages(docrouter.__path__, "docrouter.")]
     names = [name for name in names if not name.endswith("__main__")]  # that one starts a server
-    assert "docrouter.session" in names and "docrouter.emulator.server" in names
+    assert "docrouter.run.session" in names and "docrouter.emulator.server" in names
     code = (
         "import importlib, sys\n"
         f"for name in {names!r}: importlib.import_module(name)\n"

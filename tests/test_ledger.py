@@ -19,12 +19,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from docrouter import session as runs
-from docrouter.config import RunConfig
 from docrouter.emulator import Emulator
-from docrouter.ledger import read_ledger
-from docrouter.planning import make_plan
 from docrouter.results import Result
+from docrouter.run import session as runs
+from docrouter.run.config import RunConfig
+from docrouter.run.ledger import read_ledger
+from docrouter.run.planning import make_plan
 from docrouter.store.compaction import Kind, read_dataset
 from pipeline import results, scan_pdf
 

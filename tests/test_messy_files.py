@@ -20,10 +20,10 @@ import pandas as pd
 import pytest
 
 import samples
-from docrouter import session as runs
-from docrouter.config import RunConfig
 from docrouter.emulator import Emulator
 from docrouter.results import Result
+from docrouter.run import session as runs
+from docrouter.run.config import RunConfig
 from pipeline import results, run_flow, write_corpus
 
 pytestmark = pytest.mark.slow  # starts servers, subprocesses or Prefect flows

@@ -23,7 +23,6 @@ import pytest
 
 import samples
 from docrouter import errors
-from docrouter import session as runs
 from docrouter.budget import Budget
 from docrouter.call.client import OpenRouterClient
 from docrouter.call.dispatch import Dispatcher
@@ -32,17 +31,18 @@ from docrouter.call.limits import AdaptiveLimiter, RetryPolicy
 from docrouter.call.payloads import RequestOptions
 from docrouter.call.rows import Job, RunColumns
 from docrouter.catalogue import parse_models
-from docrouter.concurrency import Concurrency
-from docrouter.config import RunConfig
 from docrouter.discover.documents import discover_documents
 from docrouter.emulator import Emulator, Faults, RequestRecord
 from docrouter.emulator.server import build_app
 from docrouter.inspect.inspection import inspect_document
-from docrouter.ledger import read_ledger
 from docrouter.results import Result
 from docrouter.route.pricing import PriceBook
 from docrouter.route.routing import Router
 from docrouter.route.splitting import SplitLimits
+from docrouter.run import session as runs
+from docrouter.run.concurrency import Concurrency
+from docrouter.run.config import RunConfig
+from docrouter.run.ledger import read_ledger
 from docrouter.store.store import Store
 from pipeline import write_corpus
 

@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 
 import samples
-from docrouter.asking import build_question, find_document
 from docrouter.call.payloads import RequestOptions
 from docrouter.discover.names import stored_file
+from docrouter.run.asking import build_question, find_document
 from pipeline import results, run_flow
 
 pytestmark = pytest.mark.slow  # starts servers, subprocesses or Prefect flows

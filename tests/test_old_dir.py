@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import SAMPLES
-from docrouter.ledger import answers_of
+from docrouter.run.ledger import answers_of
 from docrouter.store.datasets import RESULTS_SCHEMA
 from docrouter.store.store import Store, read_results
 from docrouter_commands import cli

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 import samples
-from docrouter.config import RunConfig
 from docrouter.emulator import Emulator
-from docrouter.planning import Plan, make_plan
+from docrouter.run.config import RunConfig
+from docrouter.run.planning import Plan, make_plan
 from pipeline import results, run_flow, scan_pdf
 
 pytestmark = pytest.mark.slow  # starts servers, subprocesses or Prefect flows

@@ -12,11 +12,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from docrouter.catalogue import SNAPSHOT_CANDIDATES, ModelInfo
-from docrouter.config import RunConfig
 from docrouter.discover.documents import Document, DocumentKind
 from docrouter.errors import ConfigError
 from docrouter.inspect.inspection import Inspection
-from docrouter.planning import (
+from docrouter.route.pricing import PriceBook
+from docrouter.run.config import RunConfig
+from docrouter.run.planning import (
     PLAN_SCHEMA,
     Plan,
     PlanRow,
@@ -25,8 +26,7 @@ from docrouter.planning import (
     render_plan,
     write_plan,
 )
-from docrouter.route.pricing import PriceBook
-from docrouter.session import models
+from docrouter.run.session import models
 from samples import page_text
 
 PROMPT_CHARS = 96

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from docrouter.config import RunConfig, answer_sha256, config_from_parameters, flow_parameters
 from docrouter.emulator import Emulator, Faults
+from docrouter.run.config import RunConfig, answer_sha256, config_from_parameters, flow_parameters
 from docrouter_commands.cli import build_parser, main, run_config
 from pipeline import results, run_flow, write_corpus
 

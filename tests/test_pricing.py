@@ -177,8 +177,8 @@ def test_pages_with_a_junk_text_layer_get_a_larger_bound_than_bare_scans() -> No
 # --- the max price sent (provider.max_price) and models without a real price -------------------------
 
 from docrouter.catalogue import parse_model  # noqa: E402
-from docrouter.config import RunConfig  # noqa: E402
 from docrouter.route.pricing import max_price_for, priced_model  # noqa: E402
+from docrouter.run.config import RunConfig  # noqa: E402
 
 ROUTER = {"id": "openrouter/auto", "pricing": {"prompt": "-1", "completion": "-1"}, "top_provider": {}}
 LISTED = ModelInfo("a/b", frozenset({"text", "file"}), 3e-07, 2.5e-06, max_completion_tokens=8192)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from docrouter.config import RunConfig
-from docrouter.forecast import Forecast, Interval
-from docrouter.pilot import FORECAST_FILE, Pilot, read_forecast, write_forecast
-from docrouter.progress import Display, Progress
+from docrouter.run.config import RunConfig
+from docrouter.run.forecast import Forecast, Interval
+from docrouter.run.pilot import FORECAST_FILE, Pilot, read_forecast, write_forecast
+from docrouter.run.progress import Display, Progress
 from pipeline import write_corpus
 from test_cli import docrouter_cli, prefect_filter
 from test_store import make_result

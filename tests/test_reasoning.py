@@ -14,11 +14,11 @@ import pytest
 import samples
 from docrouter.call.client import parse_completion
 from docrouter.catalogue import parse_models
-from docrouter.config import RunConfig
 from docrouter.emulator import Emulator, Faults, ReasoningKnob
 from docrouter.emulator.thinking import parse_knob
 from docrouter.errors import ConfigError
 from docrouter.route.reasoning import BUDGET_TOKENS, resolve
+from docrouter.run.config import RunConfig
 from emulator_fixtures import text_body
 from pipeline import results, run_flow, write_corpus
 

@@ -23,7 +23,7 @@ from docrouter.call.payloads import RequestOptions, pdf_request
 from docrouter.call.rows import RunColumns, Unsent, annotation_rows, as_message_annotation, row
 from docrouter.discover.documents import discover_documents
 from docrouter.emulator import Emulator
-from docrouter.ledger import stored_parses
+from docrouter.run.ledger import stored_parses
 from docrouter.store.store import Store
 
 RECORDED = Path(__file__).parent / "fixtures" / "recorded"

@@ -18,7 +18,7 @@ from docrouter.call.rows import RunColumns, Unsent, row
 from docrouter.discover.documents import Document
 from docrouter.emulator import Emulator, RequestRecord
 from docrouter.errors import TERMINAL_ERROR_TYPES, is_terminal
-from docrouter.ledger import read_ledger
+from docrouter.run.ledger import read_ledger
 from docrouter.store.store import Store
 from pipeline import results, run_flow
 

@@ -48,7 +48,7 @@ def test_ocr_fee_and_pdf_text_name_reach_the_estimate_and_the_wire(
 def test_flow_parameters_describe_the_config_exactly_and_name_only_flow_parameters(tmp_path: Path) -> None:
     import inspect
 
-    from docrouter.config import RunConfig, config_from_parameters, flow_parameters
+    from docrouter.run.config import RunConfig, config_from_parameters, flow_parameters
     from docrouter_flows.run import docrouter_run
 
     config = RunConfig(

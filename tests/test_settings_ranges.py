@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from docrouter.budget import Budget
-from docrouter.config import RunConfig, config_from_parameters, flow_parameters
 from docrouter.errors import ConfigError
+from docrouter.run.config import RunConfig, config_from_parameters, flow_parameters
 from docrouter_commands.cli import main
 
 # (flag, a valid value): each flag is tried with every bad value below, the rest of the command valid.

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from docrouter.config import RUN_DEFAULTS, SETTINGS, RunConfig, config_from_parameters
-from docrouter.environment import Environment
+from docrouter.run.config import RUN_DEFAULTS, SETTINGS, RunConfig, config_from_parameters
+from docrouter.run.environment import Environment
 from docrouter_commands.cli import build_parser, default_text, run_config
 from docrouter_flows.backfill import check_parameters, docrouter_backfill
 from docrouter_flows.run import docrouter_run
@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
 FLAGS = [d for d in SETTINGS if d.setting.is_flag]
 # Run flow parameters that are not RunConfig's: the key's block, the schema, the CLI's display, and the files that
-# large prompts reach a flow run by (docrouter.references: read into `prompt` / `system_prompt`).
+# large prompts reach a flow run by (docrouter.run.references: read into `prompt` / `system_prompt`).
 NOT_SETTINGS = {"key_block", "extraction_schema", "show_progress", "prompt_file", "system_prompt_file"}
 BACKFILL_ONLY = {"deployment_name", "poll_seconds", "timeout_hours"}
 BACKFILL_SHARDS = 4  # the backfill's own default shard count (a run's is 1: the whole input)

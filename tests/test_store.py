@@ -14,8 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from docrouter.errors import ConfigError
-from docrouter.ledger import answers_of, stored_parses
 from docrouter.results import Annotation, Result
+from docrouter.run.ledger import answers_of, stored_parses
 from docrouter.store.store import ANNOTATIONS_SCHEMA, RESULTS_SCHEMA, Store, read_annotations, read_results
 
 PROMPT = "p" * 64

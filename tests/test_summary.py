@@ -16,10 +16,10 @@ from prefect import flow
 import samples
 from docrouter.call.rows import job_for
 from docrouter.emulator import Emulator
-from docrouter.planning import plan_from
 from docrouter.route.pricing import PriceBook
 from docrouter.route.routing import Router, usd
-from docrouter.summary import (
+from docrouter.run.planning import plan_from
+from docrouter.run.summary import (
     Costs,
     Digest,
     job_costs,

@@ -12,12 +12,12 @@ import httpx
 import pytest
 
 import samples
-from docrouter.config import RunConfig, config_from_parameters, flow_parameters
 from docrouter.discover.documents import Document
 from docrouter.discover.fetching import Fetcher, FetchLimits, UrlCache
 from docrouter.discover.urls import UrlSource, parse_size, read_url_list, redact, stash_command_line_urls, url_sources
 from docrouter.errors import ConfigError
 from docrouter.redaction import redacted
+from docrouter.run.config import RunConfig, config_from_parameters, flow_parameters
 from file_server import Files, serving
 
 T = TypeVar("T")

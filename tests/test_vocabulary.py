@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from docrouter import errors, stopping, vocabulary
-from docrouter.config import ENGINES
+from docrouter import errors, vocabulary
+from docrouter.run import stopping
+from docrouter.run.config import ENGINES
 from docrouter.store.datasets import ANNOTATIONS_SCHEMA, RESULTS_SCHEMA
 from docrouter.vocabulary import ENGINE_CHOICES, ERROR_TYPES, PDF_ENGINES, STATUSES, TERMINAL_ERROR_TYPES
 

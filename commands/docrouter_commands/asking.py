@@ -1,4 +1,6 @@
-"""`docrouter ask`: a follow-up question about one answered document, reusing its stored parse (docrouter.asking)."""
+"""`docrouter ask`: a follow-up question about one answered document, reusing its stored parse.
+
+The work is docrouter.run.asking's; this module parses and prints."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from docrouter.asking import Question, ask
+from docrouter.run.asking import Question, ask
 
 
 def ask_command(args: argparse.Namespace) -> int:

@@ -17,7 +17,11 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from docrouter import __version__
-from docrouter.config import (
+from docrouter.discover.urls import parse_size, size_text, stash_command_line_urls
+from docrouter.errors import ConfigError, DocrouterError
+from docrouter.redaction import protect, redacted
+from docrouter.results import VALIDITY
+from docrouter.run.config import (
     SETTINGS,
     RunConfig,
     comma_list,
@@ -26,13 +30,9 @@ from docrouter.config import (
     resolve_api_key,
     schema_fields,
 )
-from docrouter.discover.urls import parse_size, size_text, stash_command_line_urls
-from docrouter.environment import DEFAULT_STOP_GRACE_S, Environment
-from docrouter.errors import ConfigError, DocrouterError
-from docrouter.redaction import protect, redacted
-from docrouter.references import portable
-from docrouter.results import VALIDITY
-from docrouter.settings import Described
+from docrouter.run.environment import DEFAULT_STOP_GRACE_S, Environment
+from docrouter.run.references import portable
+from docrouter.run.settings import Described
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -76,7 +76,7 @@ def _add_sources(p: argparse.ArgumentParser) -> None:
 
 
 def _add_settings(p: argparse.ArgumentParser, command: str) -> None:
-    """The flags of the run settings `command` takes, built from their descriptions (docrouter.settings)."""
+    """The flags of the run settings `command` takes, built from their descriptions (docrouter.run.settings)."""
     for described in SETTINGS:
         if described.setting.is_flag and (command == "run" or not described.setting.run_only):
             _add_setting(p, described)
@@ -281,9 +281,9 @@ def _value(args: argparse.Namespace, described: Described) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from docrouter import stopping
-    from docrouter.promptroom import check_prompt_room
-    from docrouter.session import check_run, checked_model, models
+    from docrouter.run import stopping
+    from docrouter.run.promptroom import check_prompt_room
+    from docrouter.run.session import check_run, checked_model, models
     from docrouter.store import lease
 
     config = run_config(args)
@@ -331,7 +331,7 @@ def _quiet_prefect_server() -> None:
 def _run_flow(config: RunConfig, key_block: str | None, stopper: Any) -> dict[str, Any] | None:
     """The run flow's summary; None (after a one-line message) when a 401/402 stopped it; Interrupted raised
     when a signal did."""
-    from docrouter import stopping
+    from docrouter.run import stopping
     from docrouter_flows.run import RunStopped, docrouter_run
     from docrouter_flows.secrets import load_api_key
     from docrouter_flows.tempserver import temporary_server

@@ -1,20 +1,20 @@
-"""`docrouter plan`: the run's own session functions (docrouter.planning), printed; no paid call unless a pilot
-is asked for (docrouter.pilot)."""
+"""`docrouter plan`: the run's own session functions (docrouter.run.planning), printed; no paid call unless a pilot
+is asked for (docrouter.run.pilot)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from docrouter.config import RunConfig
-from docrouter.pilot import pilot_json, render_pilot, run_pilot, write_forecast
-from docrouter.planning import make_plan, plan_json, render_plan, write_plan
-from docrouter.session import check_run, discover, planned_urls
+from docrouter.run.config import RunConfig
+from docrouter.run.pilot import pilot_json, render_pilot, run_pilot, write_forecast
+from docrouter.run.planning import make_plan, plan_json, render_plan, write_plan
+from docrouter.run.session import check_run, discover, planned_urls
 
 
 def plan_command(config: RunConfig, *, out: str | None = None, as_json: bool = False, pilot: int = 0) -> int:
     """`docrouter plan`: the run's own selection, inspection, routing and estimates, printed; no paid call
-    unless `pilot` documents are to be answered for real (docrouter/pilot.py) to forecast the bill."""
+    unless `pilot` documents are to be answered for real (docrouter/run/pilot.py) to forecast the bill."""
     if pilot:
         check_run(config)  # a missing key or an unwritable DIR: one line, before any work
     with planned_urls(config) as (fetched, totals):

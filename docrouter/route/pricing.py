@@ -29,7 +29,7 @@ from docrouter.vocabulary import PDF_ENGINES as PDF_ENGINES  # also the tie-brea
 
 
 class PriceSettings(Protocol):
-    """The run settings that bound a model's price (docrouter.config.RunConfig has them)."""
+    """The run settings that bound a model's price (docrouter.run.config.RunConfig has them)."""
 
     @property
     def max_tokens(self) -> int: ...

@@ -65,7 +65,7 @@ _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 class Store:
     """Results and annotations of one run, durable on record; also knows which documents are answered (by any run).
 
-    What earlier runs left that decisions rest on is read by the ledger (docrouter.ledger), not here."""
+    What earlier runs left that decisions rest on is read by the ledger (docrouter.run.ledger), not here."""
 
     def __init__(
         self,

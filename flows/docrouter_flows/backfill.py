@@ -21,8 +21,8 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.deployments.flow_runs import arun_deployment
 from prefect.runtime import flow_run as current_run
 
-from docrouter.config import RUN_DEFAULTS, checked_number, config_from_parameters
-from docrouter.summary import read_run_rows, read_run_summaries
+from docrouter.run.config import RUN_DEFAULTS, checked_number, config_from_parameters
+from docrouter.run.summary import read_run_rows, read_run_summaries
 from docrouter_flows.backfill_report import (
     PAGE,
     ShardRun,

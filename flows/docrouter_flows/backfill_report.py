@@ -1,5 +1,5 @@
 """What a backfill shows when it ends: per shard state and totals, money spent vs budget vs estimate, the savings
-against the naive rules, the top failures with their paths, where the results are (docrouter.summary)."""
+against the naive rules, the top failures with their paths, where the results are (docrouter.run.summary)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
 
-from docrouter.summary import (
+from docrouter.run.summary import (
     Costs,
     backfill_digest,
     read_run_summaries,
@@ -152,5 +152,5 @@ async def publish_backfill_summary(summary: dict[str, Any]) -> None:
 
 
 def backfill_markdown(summary: dict[str, Any]) -> str:
-    """The summary as a Markdown report (docrouter.summary renders it, as it renders each run's)."""
+    """The summary as a Markdown report (docrouter.run.summary renders it, as it renders each run's)."""
     return summary_markdown(backfill_digest(summary))

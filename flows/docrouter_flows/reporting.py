@@ -17,11 +17,11 @@ from prefect.artifacts import (
     aupdate_progress_artifact,
 )
 
-from docrouter.config import run_preferences
-from docrouter.planning import default_engine
-from docrouter.progress import Display, Progress
-from docrouter.session import Selection, Session
-from docrouter.summary import run_digest, summary_markdown
+from docrouter.run.config import run_preferences
+from docrouter.run.planning import default_engine
+from docrouter.run.progress import Display, Progress
+from docrouter.run.session import Selection, Session
+from docrouter.run.summary import run_digest, summary_markdown
 
 
 def run_summary(session: Session, selection: Selection) -> dict[str, Any]:
@@ -98,7 +98,7 @@ async def publish_progress(artifact_id: UUID | None, session: Session, percent: 
 
 
 async def publish_summary(summary: dict[str, Any]) -> None:
-    """A table of counts (its description names the docrouter run id) and the Markdown summary (docrouter.summary)."""
+    """A table of counts (its description names the docrouter run id) and the Markdown summary (run.summary)."""
     rows = [{"what": f"status {k}", "count": v} for k, v in sorted(summary["by_status"].items())]
     rows += [{"what": f"engine {k}", "count": v} for k, v in sorted(summary["by_engine"].items())]
     rows += [{"what": f"failure {k}", "count": v} for k, v in sorted(summary["failures"].items())]

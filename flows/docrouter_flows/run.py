@@ -13,16 +13,16 @@ from prefect import flow, get_run_logger
 from prefect.states import Cancelled, Failed
 from prefect.utilities.annotations import quote
 
-from docrouter import session as runs
-from docrouter import stopping
-from docrouter.config import RUN_DEFAULTS, RunConfig, config_from_parameters
 from docrouter.discover.documents import Document
-from docrouter.environment import Environment
 from docrouter.errors import RunFatal
-from docrouter.pilot import read_forecast
-from docrouter.progress import Display, Progress
 from docrouter.redaction import protect
-from docrouter.summary import read_run_rows, top_failures
+from docrouter.run import session as runs
+from docrouter.run import stopping
+from docrouter.run.config import RUN_DEFAULTS, RunConfig, config_from_parameters
+from docrouter.run.environment import Environment
+from docrouter.run.pilot import read_forecast
+from docrouter.run.progress import Display, Progress
+from docrouter.run.summary import read_run_rows, top_failures
 from docrouter_flows.reporting import publish_progress, publish_summary, run_summary, showing
 from docrouter_flows.secrets import load_api_key
 from docrouter_tasks import stages
@@ -153,7 +153,7 @@ async def process_batches(session: runs.Session, selection: runs.Selection) -> U
     """Batches flow through inspect -> route -> call, inspection running ahead of the calls.
 
     A window of batches is in flight and a few of them are inspected at once: session.concurrency holds both
-    bounds and why (docrouter/concurrency.py).
+    bounds and why (docrouter/run/concurrency.py).
     """
     copied_ids = {doc.doc_id for doc in selection.copies}
     size = session.config.batch_size

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from prefect.blocks.system import Secret
 
-from docrouter.config import resolve_api_key
 from docrouter.errors import ConfigError
+from docrouter.run.config import resolve_api_key
 
 
 async def load_api_key(block_name: str | None) -> str:

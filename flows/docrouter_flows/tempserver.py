@@ -17,7 +17,7 @@ import prefect
 from prefect.server.api.server import SubprocessASGIServer
 from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED, get_current_settings
 
-from docrouter.stopping import Stopper
+from docrouter.run.stopping import Stopper
 
 _PR_SET_PDEATHSIG = 1
 

@@ -9,12 +9,12 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from docrouter import session as runs
 from docrouter.call.rows import Job, Unsent
-from docrouter.config import RunConfig
 from docrouter.discover.documents import Document
 from docrouter.inspect.inspection import Inspection
 from docrouter.results import Result
+from docrouter.run import session as runs
+from docrouter.run.config import RunConfig
 
 # Results are small or in-memory objects shared with the flow; nothing here is worth persisting or caching:
 # the store's done-set is the idempotency mechanism (a rerun skips what is already answered).

@@ -15,8 +15,8 @@ from docrouter.call.rows import as_message_annotation
 from docrouter.discover.names import escape_name, stored_file
 from docrouter.errors import ConfigError
 from docrouter.inspect.inspection import extract_text
-from docrouter.ledger import stored_parses
-from docrouter.session import Endpoint, dispatcher_for, endpoint, http_client
+from docrouter.run.ledger import stored_parses
+from docrouter.run.session import Endpoint, dispatcher_for, endpoint, http_client
 from docrouter.store.store import read_results
 from docrouter.vocabulary import PARSING_ENGINES
 

@@ -16,9 +16,9 @@ from typing import Any
 import pandas
 
 from docrouter.call.rows import Job, Unsent
-from docrouter.planning import baselines
 from docrouter.results import VALIDITY
 from docrouter.route.routing import Router, usd
+from docrouter.run.planning import baselines
 from docrouter.store.failures import failure_groups
 from docrouter.store.store import read_results
 

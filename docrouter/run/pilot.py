@@ -1,5 +1,5 @@
 """`plan --pilot N`: answer a stratified sample for real through the run's own session and stages, then
-forecast the whole run's bill and call time from what the sample was billed (docrouter/forecast.py).
+forecast the whole run's bill and call time from what the sample was billed (docrouter/run/forecast.py).
 
 The pilot is a run restricted to the sampled documents: the same session (the DIR lease, the budget, the
 store), inspection, routing and call stages as `docrouter run`, so its answers land in DIR as a run's do and
@@ -16,13 +16,15 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from docrouter import session as runs
-from docrouter import stopping
 from docrouter.call.rows import Job, Unsent
-from docrouter.config import RunConfig
 from docrouter.discover.documents import Document
 from docrouter.errors import ConfigError
-from docrouter.forecast import (
+from docrouter.results import Result
+from docrouter.route.routing import usd
+from docrouter.run import session as runs
+from docrouter.run import stopping
+from docrouter.run.config import RunConfig
+from docrouter.run.forecast import (
     Forecast,
     Interval,
     Item,
@@ -32,9 +34,7 @@ from docrouter.forecast import (
     sample,
     size_bucket,
 )
-from docrouter.planning import Plan, PlanRow
-from docrouter.results import Result
-from docrouter.route.routing import usd
+from docrouter.run.planning import Plan, PlanRow
 
 SEED = 20  # the pilot's pick is a pure function of the plan: the same folder, the same sample
 FORECAST_FILE = "_forecast.json"  # in DIR: the last pilot's forecast, which the run's progress compares with

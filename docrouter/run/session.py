@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from docrouter import errors, stopping
+from docrouter import errors
 from docrouter.budget import Budget
 from docrouter.call.client import OpenRouterClient, models_fetcher
 from docrouter.call.dispatch import Dispatcher
@@ -31,8 +31,6 @@ from docrouter.call.payloads import DEFAULT_WIRE_NAMES, RequestOptions
 from docrouter.call.reading import still_discovered
 from docrouter.call.rows import Job, RunColumns, Unsent, copy_row, job_for, unsent_row
 from docrouter.catalogue import Catalogue, ModelInfo, answering_model, cache_dir, cache_name, load_catalogue
-from docrouter.concurrency import Concurrency
-from docrouter.config import RunConfig, provider_preferences, resolve_api_key, resolve_base_url
 from docrouter.discover.documents import Document, check_source, discover_documents
 from docrouter.discover.fetching import (
     CACHE_DIR,
@@ -47,17 +45,20 @@ from docrouter.inspect.images import ImageDecoder, image_pool
 from docrouter.inspect.inspection import Inspection, inspect_isolated, inspection_pool
 from docrouter.inspect.isolation import WorkerPool
 from docrouter.inspect.pdfwork import PdfLog, TextWorkers
-from docrouter.ledger import Ledger, Reader, answers_of, read_ledger
-from docrouter.progress import Progress
 from docrouter.results import Annotation, Extraction, Result
 from docrouter.route.answers import AnswerLength, expected_answer, read_user_history, remember_answers
 from docrouter.route.pricing import MaxPrice, PriceBook, priced_model
 from docrouter.route.reasoning import resolve as resolve_reasoning
 from docrouter.route.routing import Router, check_forced_engine, forced_engine
+from docrouter.run import stopping
+from docrouter.run.concurrency import Concurrency
+from docrouter.run.config import RunConfig, provider_preferences, resolve_api_key, resolve_base_url
+from docrouter.run.ledger import Ledger, Reader, answers_of, read_ledger
+from docrouter.run.progress import Progress
+from docrouter.run.summary import Costs, job_costs
 from docrouter.store import lease
 from docrouter.store.compaction import read_dataset
 from docrouter.store.store import GroupCommit, Key, Store
-from docrouter.summary import Costs, job_costs
 
 
 @dataclass
@@ -71,7 +72,7 @@ class Session:
     store: Store
     progress: Progress
     base_url: str
-    concurrency: Concurrency  # every bound on what the run does at once (docrouter/concurrency.py)
+    concurrency: Concurrency  # every bound on what the run does at once (docrouter/run/concurrency.py)
     emulator_url: str | None = None
     ledger: Ledger = field(default_factory=Ledger)  # DIR as the run found it, read once: its decisions rest on this
     read: Reader = read_dataset  # how the run reads DIR's datasets: the ledger at its start, copies' answers at its end

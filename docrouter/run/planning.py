@@ -18,13 +18,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from docrouter.catalogue import ModelInfo
-from docrouter.config import RunConfig
 from docrouter.discover.documents import SKIPPED_ERRORS, Document, skip_reason
 from docrouter.errors import ConfigError
 from docrouter.inspect.inspection import Inspection, inspection_pool
-from docrouter.ledger import Reader, read_ledger
 from docrouter.route.pricing import PriceBook
 from docrouter.route.routing import NotSent, Route, Router, usd
+from docrouter.run.config import RunConfig
+from docrouter.run.ledger import Reader, read_ledger
 from docrouter.store.compaction import read_dataset
 from docrouter.vocabulary import Engine, EngineChoice, ErrorType, PdfEngine
 
@@ -118,7 +118,7 @@ def build_plan(
     answer_tokens: int | None = None,
 ) -> Plan:
     """Route and price every document (no request, no DIR); the same bytes twice are priced once."""
-    from docrouter.session import split_copies
+    from docrouter.run.session import split_copies
 
     router = Router(
         model,
@@ -372,7 +372,7 @@ def make_plan(
 ) -> Plan:
     """Discover (plus `fetched` URL documents; or take `documents` as discovered), select against DIR's ledger
     (config.out), inspect what a run would send, route and price: the run's own session functions, no paid call."""
-    from docrouter.session import checked_model, discover, inspect, make_router, models, named_files, select_from
+    from docrouter.run.session import checked_model, discover, inspect, make_router, models, named_files, select_from
 
     model, ceiling = checked_model(config, models(config))
     ledger = read_ledger(config.out, config.model, config.prompt_sha256, read=read)  # the ids of stored parses

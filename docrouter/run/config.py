@@ -16,12 +16,12 @@ from typing import Any
 from docrouter.call.client import DEFAULT_BASE_URL
 from docrouter.call.extraction import EXTRACTION_PROMPT, ExtractionSchema, as_schema, load_schema, parse_schema
 from docrouter.discover.urls import DEFAULT_CACHE_BYTES, SEND_URLS
-from docrouter.environment import Environment
 from docrouter.errors import ConfigError
-from docrouter.references import REFERENCED
 from docrouter.route.reasoning import SETTINGS as REASONING_SETTINGS
 from docrouter.route.reasoning import check_setting
-from docrouter.settings import Described, defaults, described, parameter, setting
+from docrouter.run.environment import Environment
+from docrouter.run.references import REFERENCED
+from docrouter.run.settings import Described, defaults, described, parameter, setting
 from docrouter.vocabulary import ENGINE_CHOICES
 
 DEFAULT_MODEL = "google/gemini-2.5-flash"
@@ -276,7 +276,7 @@ def provider_preferences(config: RunConfig) -> dict[str, Any]:
     return preferences
 
 
-# The settings that RunConfig describes (docrouter.settings), as the checks and the flows need them.
+# The settings that RunConfig describes (docrouter.run.settings), as the checks and the flows need them.
 SETTINGS: tuple[Described, ...] = tuple(described(RunConfig))
 RUN_DEFAULTS = defaults(RunConfig)  # by flow parameter name: the flows' defaults
 # (flag, field, lowest, highest): every numeric setting is finite and in range, or the run does not start.
@@ -331,7 +331,7 @@ def config_from_parameters(parameters: Mapping[str, Any], environment: Environme
 
 def referenced_texts(parameters: Mapping[str, Any]) -> dict[str, str]:
     """The texts that the `prompt_file` and `system_prompt_file` parameters name (large texts reach a flow run
-    by reference: docrouter.references); one-line errors for an unreadable file or a text given both ways."""
+    by reference: docrouter.run.references); one-line errors for an unreadable file or a text given both ways."""
     texts: dict[str, str] = {}
     for name, file_name in REFERENCED.items():
         path = parameters.get(file_name)

@@ -2,7 +2,7 @@
 
 The command line (for its checks and `plan`) and each flow run (on whichever worker runs it) call
 `Environment.read(os.environ)`; nothing below reads the environment itself. The key and the base URL are
-resolved in docrouter.config (resolve_api_key, resolve_base_url), DOCROUTER_HOME by prefect.yaml's pull step.
+resolved in docrouter.run.config (resolve_api_key, resolve_base_url), DOCROUTER_HOME by prefect.yaml's pull step.
 """
 
 from __future__ import annotations

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from docrouter.catalogue import ModelInfo
-from docrouter.config import RunConfig
 from docrouter.errors import ConfigError
 from docrouter.route import reasoning
 from docrouter.route.pricing import PriceBook
+from docrouter.run.config import RunConfig
 
 
 def check_prompt_room(config: RunConfig, model: ModelInfo) -> None:
