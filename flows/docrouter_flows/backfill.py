@@ -73,6 +73,7 @@ async def docrouter_backfill(
     reasoning: str = RUN_DEFAULTS["reasoning"],
     temperature: float = RUN_DEFAULTS["temperature"],
     system_prompt: str | None = RUN_DEFAULTS["system_prompt"],
+    system_prompt_file: str | None = None,
     data_collection: str | None = RUN_DEFAULTS["data_collection"],
     zdr: bool = RUN_DEFAULTS["zdr"],
     provider_order: list[str] | None = None,
