@@ -9,6 +9,8 @@ import pytest
 
 from test_cli import COMMANDS, docrouter_cli
 
+pytestmark = pytest.mark.slow  # every test runs the console script in a subprocess
+
 FLAG_WITH_VALUE = re.compile(r"^(-\w, )?--[\w-]+ [A-Z{]")  # "--port PORT", "--engine {auto,...}", "-x, --xy N"
 
 

@@ -22,6 +22,8 @@ from docrouter.emulator import Emulator
 from docrouter.store import lease
 from pipeline import chat_records, results, run_flow, scan_pdf
 
+pytestmark = pytest.mark.slow  # every test runs `docrouter plan --pilot` in a subprocess
+
 SEED = 7
 PROMPT = "Summarise this document in a few sentences."  # not a whole-text prompt: the short prior applies
 
