@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeAlias
 
 from docrouter import __version__
 from docrouter.discover.urls import parse_size, size_text, stash_command_line_urls
@@ -174,17 +174,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"docrouter {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    for add in (_add_run, _add_plan, _add_report, _add_ask, _add_emulator):
+        add(sub)
+    return parser
 
-    run = sub.add_parser(
-        "run",
-        help="answer every document and write Parquet results",
-        formatter_class=HelpFormatter,
-        epilog=EXAMPLES["run"] + "\n\nexit status: 0 finished (failed documents are rows); 1 stopped by a 401/402;\n"
+
+Subcommands: TypeAlias = "argparse._SubParsersAction[OneLineParser]"
+
+
+def _command(sub: Subcommands, name: str, help: str, epilog: str = "") -> argparse.ArgumentParser:
+    """One subcommand, its examples (and `epilog`) under its flags."""
+    return sub.add_parser(name, help=help, formatter_class=HelpFormatter, epilog=EXAMPLES[name] + epilog)
+
+
+def _add_run(sub: Subcommands) -> None:
+    exits = (
+        "\n\nexit status: 0 finished (failed documents are rows); 1 stopped by a 401/402;\n"
         "2 bad arguments, unwritable DIR, or DIR (this shard) is being written by another run;\n"
         f"130 / 143 interrupted by Ctrl-C / SIGTERM (answers in flight within {DEFAULT_STOP_GRACE_S:g} s are "
-        "recorded;\n"
-        "a second Ctrl-C aborts at once)",
+        "recorded;\na second Ctrl-C aborts at once)"
     )
+    run = _command(sub, "run", "answer every document and write Parquet results", exits)
     _add_sources(run)
     run.add_argument("--out", required=True, metavar="DIR", help="output folder (results/, annotations/)")
     _add_settings(run, "run")
@@ -194,12 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="read the API key from this Prefect Secret block (default: $OPENROUTER_API_KEY)",
     )
 
-    plan = sub.add_parser(
-        "plan",
-        help="per-file engine and estimated cost; no paid call",
-        formatter_class=HelpFormatter,
-        epilog=EXAMPLES["plan"],
-    )
+
+def _add_plan(sub: Subcommands) -> None:
+    plan = _command(sub, "plan", "per-file engine and estimated cost; no paid call")
     _add_sources(plan)
     _add_settings(plan, "plan")
     plan.add_argument(
@@ -219,22 +226,16 @@ def build_parser() -> argparse.ArgumentParser:
         "(default 0: no pilot)",
     )
 
-    report = sub.add_parser(
-        "report",
-        help="totals by status, engine and model; money spent",
-        formatter_class=HelpFormatter,
-        epilog=EXAMPLES["report"],
-    )
+
+def _add_report(sub: Subcommands) -> None:
+    report = _command(sub, "report", "totals by status, engine and model; money spent")
     report.add_argument("dir", metavar="DIR")
     report.add_argument("--json", action="store_true", help="print one JSON object instead of the tables")
     report.add_argument("--failed", action="store_true", help="also list every failed file with its error")
 
-    ask = sub.add_parser(
-        "ask",
-        help="a follow-up question about one document, reusing its stored parse",
-        formatter_class=HelpFormatter,
-        epilog=EXAMPLES["ask"],
-    )
+
+def _add_ask(sub: Subcommands) -> None:
+    ask = _command(sub, "ask", "a follow-up question about one document, reusing its stored parse")
     ask.add_argument("dir", metavar="DIR", help="the --out DIR of a run")
     ask.add_argument("--doc", required=True, metavar="PATH_OR_ID", help="a path from the results, or a doc_id")
     ask.add_argument("question", help="what to ask about the document")
@@ -243,16 +244,11 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--offline", action="store_true", help="use the built-in emulator")
     ask.add_argument("--base-url", help="API base URL (default $OPENROUTER_BASE_URL or OpenRouter's)")
 
+
+def _add_emulator(sub: Subcommands) -> None:
     from docrouter.emulator import add_emulator_arguments
 
-    emulator = sub.add_parser(
-        "emulator",
-        help="serve the built-in OpenRouter-compatible API",
-        formatter_class=HelpFormatter,
-        epilog=EXAMPLES["emulator"],
-    )
-    add_emulator_arguments(emulator)
-    return parser
+    add_emulator_arguments(_command(sub, "emulator", "serve the built-in OpenRouter-compatible API"))
 
 
 def run_config(args: argparse.Namespace) -> RunConfig:
